@@ -1,0 +1,146 @@
+"""Release catalogues: which samples exist, where their files live, how MC is normalised.
+
+The catalogue is package data (``analysis/data/release_<name>.json``) so that a run
+needs no metadata service and no copy of the outreach tables at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+Role = Literal["data", "background", "signal"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A legend entry of the figure: samples drawn together in one colour."""
+
+    key: str
+    label: str
+    colour: str
+    role: Role
+    samples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One file of the release, with the numbers that normalise it if it is simulation."""
+
+    name: str
+    group: str
+    path: str  # relative to a base location, e.g. "MC/mc_361106.Zee.4lep.root"
+    dsid: int | None = None
+    xsec_pb: float | None = None
+    sumw: float | None = None
+    red_eff: float | None = None
+
+    @property
+    def is_data(self) -> bool:
+        return self.dsid is None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A published release: its luminosity, tree name, servers, groups and samples."""
+
+    name: str
+    lumi_fb: float
+    tree: str
+    base_urls: dict[str, str]
+    groups: tuple[Group, ...]
+    samples: dict[str, Sample]
+
+    @property
+    def default_location(self) -> str:
+        return self.base_urls["https"]
+
+    def group(self, key: str) -> Group:
+        for group in self.groups:
+            if group.key == key:
+                return group
+        raise KeyError(key)
+
+    def select(
+        self, samples: list[str] | None = None, groups: list[str] | None = None
+    ) -> list[Sample]:
+        """The samples to run, in catalogue order, or a ValueError naming an unknown name."""
+        chosen: list[Sample] = list(self.samples.values())
+        if groups:
+            keys = {g.key for g in self.groups}
+            unknown = [g for g in groups if g not in keys]
+            if unknown:
+                raise ValueError(
+                    f"unknown group(s) {', '.join(unknown)}; known: {', '.join(sorted(keys))}"
+                )
+            chosen = [s for s in chosen if s.group in groups]
+        if samples:
+            unknown = [s for s in samples if s not in self.samples]
+            if unknown:
+                raise ValueError(
+                    f"unknown sample(s) {', '.join(unknown)}; known: {', '.join(self.samples)}"
+                )
+            chosen = [s for s in chosen if s.name in samples]
+        return chosen
+
+
+@cache
+def load_release(name: str = "2020") -> Release:
+    """The catalogue of release ``name``, read from the package data."""
+    source = resources.files("analysis") / "data" / f"release_{name}.json"
+    if not source.is_file():
+        raise ValueError(f"no catalogue for release {name!r}")
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    groups = tuple(
+        Group(g["key"], g["label"], g["colour"], g["role"], tuple(g["samples"]))
+        for g in raw["groups"]
+    )
+    samples = {
+        name: Sample(
+            name=name,
+            group=s["group"],
+            path=s["path"],
+            dsid=s.get("dsid"),
+            xsec_pb=s.get("xsec_pb"),
+            sumw=s.get("sumw"),
+            red_eff=s.get("red_eff"),
+        )
+        for name, s in raw["samples"].items()
+    }
+    return Release(
+        name=raw["release"],
+        lumi_fb=float(raw["lumi_fb"]),
+        tree=raw["tree"],
+        base_urls=dict(raw["base_urls"]),
+        groups=groups,
+        samples=samples,
+    )
+
+
+def is_remote(location: str) -> bool:
+    """True for a URL that uproot reads over the network (https, http, root)."""
+    return "://" in location and not location.startswith("file://")
+
+
+def join(location: str, path: str) -> str:
+    """The address of ``path`` under a base URL or local directory."""
+    if is_remote(location):
+        return location.rstrip("/") + "/" + path
+    return os.path.join(location.removeprefix("file://"), path)
+
+
+def locate(sample: Sample, locations: list[str]) -> str | None:
+    """The first location that holds the sample's file; remote bases are assumed to.
+
+    Local directories are searched in order, so a mirror of the real files and a
+    directory of generated stand-ins can be given together.
+    """
+    for location in locations:
+        candidate = join(location, sample.path)
+        if is_remote(location) or os.path.isfile(candidate):
+            return candidate
+    return None

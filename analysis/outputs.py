@@ -1,0 +1,69 @@
+"""Where results are written: timestamped names, atomic writes, never an overwrite.
+
+A figure is ``plot_dd_mm_yy-HH-MM.png`` (UTC), its document the same stem with
+``.json``. A second result in the same minute gets ``_2``, ``_3``, … . Files are
+written to a temporary name and hard-linked into place, so a reader never sees a
+half-written file and an existing file is never replaced, even by a concurrent writer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+STEM_FORMAT = "plot_%d_%m_%y-%H-%M"
+MAX_SUFFIX = 10_000
+
+
+def stem_for(when: datetime) -> str:
+    """``plot_dd_mm_yy-HH-MM`` for ``when`` in UTC."""
+    return when.astimezone(UTC).strftime(STEM_FORMAT)
+
+
+def _write_temp(directory: Path, content: bytes) -> Path:
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def write_new(
+    directory: Path | str, contents: Mapping[str, bytes], when: datetime | None = None
+) -> dict[str, Path]:
+    """Write files sharing one new stem, e.g. ``{".png": png, ".json": doc}``.
+
+    The first extension decides the stem: the first ``plot_…[_N]`` name free for it
+    (and for the others) is taken; nothing existing is overwritten.
+    Returns the paths written, by extension.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    base = stem_for(when or datetime.now(UTC))
+    temps = {ext: _write_temp(directory, data) for ext, data in contents.items()}
+    try:
+        for n in range(1, MAX_SUFFIX):
+            stem = base if n == 1 else f"{base}_{n}"
+            targets = {ext: directory / f"{stem}{ext}" for ext in contents}
+            linked: list[Path] = []
+            try:
+                for ext, target in targets.items():
+                    os.link(temps[ext], target)  # fails if target exists: no overwrite
+                    linked.append(target)
+            except FileExistsError:
+                for path in linked:
+                    path.unlink()
+                continue
+            return targets
+        raise FileExistsError(f"no free name for {base} in {directory}")
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
