@@ -196,8 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.verbose:
-        # Read by distributed at import, here and in the worker processes it spawns.
+        # Read by distributed when it is imported: here (dask's config is already
+        # loaded) and in the worker processes it spawns (from the environment).
+        import dask
+
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        dask.config.set({"logging.distributed": "warning"})
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -47,7 +47,7 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
     futures = client.compute(flat)
     if options.show_progress:
         progress(futures, notebook=False)
-        print(file=sys.stderr)
+        print(flush=True)
     try:
         results = client.gather(futures)
     except Exception as err:
@@ -75,6 +75,11 @@ def write_outputs(document: HistogramDocument, out_dir: Path) -> dict[str, Path]
     )
 
 
+def write_document(document: HistogramDocument, out_dir: Path) -> Path:
+    """Only the JSON document: with ``--broker`` the plotting service draws the PNG."""
+    return write_new(out_dir, {".json": document.to_json()}, when=document.created)[".json"]
+
+
 def main_run(
     client: Client, release: Release, options: RunOptions, out_dir: Path
 ) -> tuple[HistogramDocument, dict[str, Path]]:
@@ -82,4 +87,10 @@ def main_run(
     return document, write_outputs(document, out_dir)
 
 
-__all__: Sequence[str] = ["RunOptions", "compute_document", "main_run", "write_outputs"]
+__all__: Sequence[str] = [
+    "RunOptions",
+    "compute_document",
+    "main_run",
+    "write_document",
+    "write_outputs",
+]

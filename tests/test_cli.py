@@ -1,0 +1,141 @@
+"""``hzz run`` end to end, as a user runs it: real files, real worker processes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.document import from_json
+
+from .conftest import PUBLISHED_COUNTS, PUBLISHED_YIELDS
+
+NAME = re.compile(r"^plot_\d\d_\d\d_\d\d-\d\d-\d\d(_\d+)?\.(png|json)$")
+
+
+def hzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cluster.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--dashboard",
+        ":0",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_run_writes_the_figure_and_the_document(mirror: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    result = hzz(*run_args(mirror, out, "--allow-missing"))
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 2 and all(NAME.match(f) for f in files), files
+    png, doc_path = (out / files[1]), (out / files[0])
+    assert png.suffix == ".png" and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert png.stem == doc_path.stem
+    document = from_json(doc_path.read_bytes())
+    assert sorted(document.missing) == sorted(
+        ["llll", "ggH125_ZZ4lep", "VBFH125_ZZ4lep", "WH125_ZZ4lep", "ZH125_ZZ4lep"]
+    )
+    for name, (n_in, n_out) in PUBLISHED_COUNTS.items():
+        assert (document.samples[name].n_in, document.samples[name].n_out) == (n_in, n_out)
+    for name, value in PUBLISHED_YIELDS.items():
+        assert document.samples[name].sumw == pytest.approx(value, rel=1e-6)
+    # The yields table, the dashboard address and the files are printed.
+    assert "Dask dashboard: http" in result.stdout
+    assert re.search(r"^Zee\s+898\s+243\s+43\.14179", result.stdout, re.M)
+    assert str(png) in result.stdout
+    assert "llll" in result.stdout  # listed as missing
+
+
+def test_a_second_run_in_the_same_minute_does_not_overwrite(mirror: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    first = hzz(*run_args(mirror, out, "--samples", "data_A"))
+    second = hzz(*run_args(mirror, out, "--samples", "data_A"))
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 2
+    assert len(sorted(out.glob("*.json"))) == 2
+
+
+def test_a_missing_file_is_a_named_error_and_nothing_is_written(
+    fake_mirror: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "plots"
+    result = hzz(*run_args(fake_mirror, out, "--groups", "data,z_tt"))
+    assert result.returncode == 0, result.stderr  # all present
+    (fake_mirror / "MC" / "mc_361107.Zmumu.4lep.root").unlink()
+    out2 = tmp_path / "plots2"
+    result = hzz(*run_args(fake_mirror, out2, "--groups", "data,z_tt"))
+    assert result.returncode != 0
+    assert "Zmumu" in result.stderr and "mc_361107.Zmumu.4lep.root" in result.stderr
+    assert not out2.exists() or not any(out2.iterdir())
+
+
+def test_a_non_root_file_is_an_error_that_names_it(fake_mirror: Path, tmp_path: Path) -> None:
+    bad = fake_mirror / "MC" / "mc_361106.Zee.4lep.root"
+    bad.unlink()
+    bad.write_bytes(b"<html>404 Not Found</html>\n" * 100)
+    out = tmp_path / "plots"
+    result = hzz(*run_args(fake_mirror, out, "--samples", "data_A,Zee", "--allow-missing"))
+    assert result.returncode != 0
+    assert str(bad) in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_truncated_root_file_is_an_error_that_names_it(
+    fake_mirror: Path, mirror: Path, tmp_path: Path
+) -> None:
+    bad = fake_mirror / "MC" / "mc_410000.ttbar_lep.4lep.root"
+    bad.unlink()
+    real = (mirror / "MC" / "mc_410000.ttbar_lep.4lep.root").read_bytes()
+    bad.write_bytes(real[: len(real) // 2])
+    out = tmp_path / "plots"
+    result = hzz(*run_args(fake_mirror, out, "--samples", "ttbar_lep"))
+    assert result.returncode != 0
+    assert str(bad) in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_sample_and_bad_options_are_named(mirror: Path, tmp_path: Path) -> None:
+    result = hzz(*run_args(mirror, tmp_path, "--samples", "Zeee"))
+    assert result.returncode == 2 and "Zeee" in result.stderr
+    result = hzz(*run_args(tmp_path / "nowhere", tmp_path))
+    assert result.returncode == 2 and "nowhere" in result.stderr
+    result = hzz("run", "--step-size", "lots")
+    assert result.returncode == 2 and "lots" in result.stderr
+
+
+def test_help_documents_the_options() -> None:
+    result = hzz("run", "--help")
+    assert result.returncode == 0
+    for option in (
+        "--data",
+        "--out",
+        "--workers",
+        "--scheduler",
+        "--step-size",
+        "--samples",
+        "--groups",
+        "--allow-missing",
+        "UTC",
+    ):
+        assert option in result.stdout

@@ -1,0 +1,61 @@
+"""The same histograms from 1 and 2 worker processes, and from different step sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.catalogue import load_release
+from analysis.document import HistogramDocument
+from cluster.dask_cluster import dask_client
+from cluster.run import RunOptions, compute_document
+
+from .conftest import ON_DISK, PUBLISHED_COUNTS
+
+
+def _run(mirror: Path, workers: int, step_size: int) -> HistogramDocument:
+    options = RunOptions(
+        locations=[str(mirror)], samples=ON_DISK, step_size=step_size, show_progress=False
+    )
+    with dask_client(workers=workers, dashboard_address=":0") as client:
+        assert len(client.scheduler_info()["workers"]) == workers
+        return compute_document(client, load_release("2020"), options)
+
+
+@pytest.fixture(scope="module")
+def one_worker(mirror: Path) -> HistogramDocument:
+    return _run(mirror, workers=1, step_size=100)
+
+
+@pytest.fixture(scope="module")
+def two_workers(mirror: Path) -> HistogramDocument:
+    return _run(mirror, workers=2, step_size=100)
+
+
+def test_one_and_two_worker_processes_give_identical_histograms(
+    one_worker: HistogramDocument, two_workers: HistogramDocument
+) -> None:
+    for name in ON_DISK:
+        a, b = one_worker.samples[name], two_workers.samples[name]
+        assert (a.n_in, a.n_out) == (b.n_in, b.n_out) == PUBLISHED_COUNTS[name]
+        assert a.sumw == b.sumw
+        assert np.array_equal(a.hist.values(flow=True), b.hist.values(flow=True))
+        assert np.array_equal(a.hist.variances(flow=True), b.hist.variances(flow=True))
+
+
+def test_step_sizes_give_the_same_histograms(mirror: Path, two_workers: HistogramDocument) -> None:
+    """100 entries per partition (up to 11 partitions a file) against one partition a file.
+
+    Counts are identical; weighted sums differ only by the order of float additions.
+    """
+    whole = _run(mirror, workers=2, step_size=1_000_000)
+    for name in ON_DISK:
+        a, b = two_workers.samples[name], whole.samples[name]
+        assert (a.n_in, a.n_out) == (b.n_in, b.n_out)
+        np.testing.assert_allclose(a.hist.values(flow=True), b.hist.values(flow=True), rtol=1e-12)
+        np.testing.assert_allclose(
+            a.hist.variances(flow=True), b.hist.variances(flow=True), rtol=1e-12
+        )
+        assert a.sumw == pytest.approx(b.sumw, rel=1e-12)
