@@ -131,4 +131,3 @@ def test_the_figure_renders_from_the_document_alone() -> None:
     document = from_json(small_document().to_json())
     png = render_png(document)
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
-
