@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.catalogue import load_release
-from analysis.document import HistogramDocument
+from analysis.document import HistogramDocument, from_json
 from cluster.dask_cluster import dask_client
 from cluster.run import RunOptions, compute_document
 
@@ -59,3 +63,75 @@ def test_step_sizes_give_the_same_histograms(mirror: Path, two_workers: Histogra
             a.hist.variances(flow=True), b.hist.variances(flow=True), rtol=1e-12
         )
         assert a.sumw == pytest.approx(b.sumw, rel=1e-12)
+
+
+def test_run_against_a_separately_started_scheduler_and_workers(
+    mirror: Path, tmp_path: Path
+) -> None:
+    """The deployment shape: `dask scheduler` and `dask worker` processes, `hzz run --scheduler`."""
+    scheduler_file = tmp_path / "scheduler.json"
+    dask_cli = [sys.executable, "-m", "dask"]
+    procs = [
+        subprocess.Popen(
+            [
+                *dask_cli,
+                "scheduler",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [*dask_cli, "worker", address, "--nthreads", "1", "--no-dashboard"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        out = tmp_path / "plots"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cluster.cli",
+                "run",
+                "--scheduler",
+                address,
+                "--data",
+                str(mirror),
+                "--samples",
+                ",".join(ON_DISK),
+                "--step-size",
+                "200",
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        (doc_path,) = out.glob("*.json")
+        document = from_json(doc_path.read_bytes())
+        for name in ON_DISK:
+            sample = document.samples[name]
+            assert (sample.n_in, sample.n_out) == PUBLISHED_COUNTS[name]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
