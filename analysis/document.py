@@ -222,4 +222,6 @@ def from_json(data: bytes | str) -> HistogramDocument:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DocumentError(f"not JSON: {err}") from err
+    except RecursionError as err:
+        raise DocumentError("not a document: JSON nested too deeply") from err
     return from_dict(raw)

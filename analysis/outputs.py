@@ -23,9 +23,16 @@ def stem_for(when: datetime) -> str:
     return when.astimezone(UTC).strftime(STEM_FORMAT)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_temp(directory: Path, content: bytes) -> Path:
     fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are for sharing
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()

@@ -96,7 +96,9 @@ def test_invalid_documents_name_the_field(change: Any, named: str) -> None:
         from_dict(_broken(change))
 
 
-@pytest.mark.parametrize("payload", [b"\x80\x04\x95garbage", b"{not json", b"[1, 2]", b""])
+@pytest.mark.parametrize(
+    "payload", [b"\x80\x04\x95garbage", b"{not json", b"[1, 2]", b"", b"[" * 100_000]
+)
 def test_not_a_document_at_all(payload: bytes) -> None:
     with pytest.raises(DocumentError):
         from_json(payload)
@@ -110,6 +112,7 @@ def test_files_are_never_overwritten(tmp_path: Path) -> None:
     assert first[".json"].name == "plot_26_11_26-09-05.json"
     assert second[".png"].name == "plot_26_11_26-09-05_2.png"
     assert first[".png"].read_bytes() == b"first"
+    assert first[".png"].stat().st_mode & 0o044 == 0o044  # readable by others (umask 022)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "plot_26_11_26-09-05.json",
         "plot_26_11_26-09-05.png",
