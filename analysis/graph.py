@@ -17,9 +17,10 @@ import numpy as np
 import uproot
 
 from .binning import m4l_axis
-from .catalogue import Release, Sample, locate
+from .catalogue import Release, Sample, is_remote, locate
 from .document import GroupStyle, HistogramDocument, SampleResult
 from .selection import LEPTON_BRANCHES, four_lepton_mass, passes_selection
+from .standins import read_mark
 from .weights import WEIGHT_BRANCHES, event_weight
 
 #: Entries per partition when none is given: a few partitions for the largest 2020
@@ -56,6 +57,7 @@ class SampleGraph:
     n_out: Any
     sumw: Any
     hist: Any
+    generated: bool = False  # the file is a simulated stand-in (marked inside it)
 
     def outputs(self) -> tuple[Any, Any, Any, Any]:
         return (self.n_in, self.n_out, self.sumw, self.hist)
@@ -72,6 +74,11 @@ class AnalysisGraph:
     def outputs(self) -> list[tuple[Any, Any, Any, Any]]:
         """Everything to hand to a single ``dask.compute`` call."""
         return [s.outputs() for s in self.samples]
+
+    @property
+    def generated(self) -> list[str]:
+        """Names of the samples read from simulated stand-ins, for the document and figure."""
+        return [s.sample.name for s in self.samples if s.generated]
 
 
 def open_events(sample: Sample, location: str, tree: str, step_size: int | str) -> dak.Array:
@@ -126,7 +133,10 @@ def build_graph(
             if location is None:
                 searched = ", ".join(str(loc) for loc in locations)
                 raise MissingFileError(sample.name, sample.path, f"not found in {searched}")
-            graphs.append(sample_graph(sample, location, release, step_size))
+            graph = sample_graph(sample, location, release, step_size)
+            # Stand-ins are written locally; remote files are real and not opened twice.
+            graph.generated = not is_remote(location) and read_mark(location) is not None
+            graphs.append(graph)
         except MissingFileError:
             if not allow_missing:
                 raise

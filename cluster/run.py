@@ -53,7 +53,7 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
         raise RuntimeError(describe_failure(graph, err)) from err
     width = len(graph.outputs()[0])
     computed = [tuple(results[i : i + width]) for i in range(0, len(results), width)]
-    return assemble_document(graph, computed, generated=[])
+    return assemble_document(graph, computed, generated=graph.generated)
 
 
 def describe_failure(graph: AnalysisGraph, err: BaseException) -> str:
