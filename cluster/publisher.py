@@ -1,0 +1,99 @@
+"""Send one histogram document to the plotting service, confirmed by the broker.
+
+A message is persistent, mandatory (unroutable is an error) and confirmed, so a
+successful return means the broker has the document on disk in a queue. Its
+``message_id`` is the SHA-256 of the JSON, so a resend of the same document is
+recognised by the plotter and not plotted twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import pika
+
+from analysis.document import SCHEMA
+
+from .amqp import Topology, parameters, quiet_pika, redact, with_retry
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/json"
+GZIP_ABOVE_BYTES = 64 * 1024
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Published:
+    """What was sent: the message id and the size on the wire."""
+
+    message_id: str
+    wire_bytes: int
+    encoding: str
+
+
+def message_id_for(body: bytes) -> str:
+    """Content hash of the uncompressed JSON: equal documents, equal ids."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def encode(body: bytes) -> tuple[bytes, pika.BasicProperties]:
+    """The wire body (gzip above 64 KiB) and the message properties."""
+    encoding = None
+    wire = body
+    if len(body) > GZIP_ABOVE_BYTES:
+        wire = gzip.compress(body, mtime=0)
+        encoding = "gzip"
+    properties = pika.BasicProperties(
+        content_type=CONTENT_TYPE,
+        content_encoding=encoding,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=message_id_for(body),
+        type=SCHEMA,
+        timestamp=int(time.time()),
+        app_id="hzz",
+        headers={"x-hzz-host": os.uname().nodename},
+    )
+    return wire, properties
+
+
+def publish(
+    body: bytes,
+    url: str,
+    topology: Topology | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Published:
+    """Publish validated document JSON; BrokerUnavailable if not confirmed in ``timeout_s``."""
+    topology = topology or Topology()
+    wire, properties = encode(body)
+    quiet_pika()
+
+    def attempt() -> None:
+        connection = pika.BlockingConnection(parameters(url, f"hzz-publish pid {os.getpid()}"))
+        try:
+            channel = connection.channel()
+            topology.declare(channel)
+            channel.confirm_delivery()
+            # Raises UnroutableError / NackError unless the broker took it.
+            channel.basic_publish(
+                topology.exchange, topology.routing_key, wire, properties, mandatory=True
+            )
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    with_retry(attempt, f"publishing to {redact(url)}", timeout_s)
+    log.info(
+        "published %s (%d bytes%s) to %s/%s",
+        properties.message_id,
+        len(wire),
+        ", gzip" if properties.content_encoding else "",
+        topology.exchange,
+        topology.routing_key,
+    )
+    return Published(properties.message_id, len(wire), properties.content_encoding or "identity")
