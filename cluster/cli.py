@@ -22,6 +22,16 @@ DEFAULT_OUT = "plots"
 Handler = Callable[[argparse.Namespace], int]
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: …)" only where there is a default the help does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _step_size(text: str) -> int | str:
     """Entries per partition (an integer) or a size such as '50 MB'."""
     text = text.strip()
@@ -57,7 +67,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
             "overwritten: a second result in the same minute gets a _2, _3, … suffix. "
             "Without --scheduler an embedded local cluster of worker processes is started."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--data",
@@ -66,8 +76,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         help=(
             "base URL (https://, root://) or local directory with the server's Data/ and MC/ "
             "layout; repeat to search several locations in order "
-            f"(default: {release.default_location}; env HZZ_DATA, separated by ':' "
-            "for directories or ',' )"
+            f"(env HZZ_DATA, several separated by ','; default: {release.default_location})"
         ),
     )
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="output directory")
@@ -122,8 +131,7 @@ def _locations(args: argparse.Namespace, default: str) -> list[str]:
         return list(args.data)
     env = os.environ.get("HZZ_DATA")
     if env:
-        sep = "," if "://" in env else os.pathsep
-        return [part for part in env.split(sep) if part]
+        return [part.strip() for part in env.split(",") if part.strip()]
     return [default]
 
 
@@ -251,7 +259,7 @@ def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
         help="send a saved histogram document to the plotting service",
         description="Validate a histogram document (e.g. one kept by 'hzz run --broker' when "
         "the broker was unreachable) and publish it, confirmed, to the plotting service.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="histogram document (.json)")
     add_broker_arguments(parser)
@@ -281,7 +289,7 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         "go to the dead-letter queue with header x-hzz-reject-reason. A document already "
         "plotted (same message id, ledger DIR/.hzz-plotted) is acked without a second "
         "figure. Reconnects when the broker goes away; SIGTERM/SIGINT stop it (exit 0).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="output directory")
     add_broker_arguments(parser)
@@ -345,7 +353,7 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
             "each sample's events are split over OUT/part-001 … part-K, each a complete "
             "layout normalised on its own (for benchmarks)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", metavar="DIR", required=True, help="output directory")
     parser.add_argument(
