@@ -1,0 +1,19 @@
+"""The ``hzz`` subcommands, one module each. Each module's ``add_*_parser`` adds a
+parser whose default ``handler`` returns an exit code; REGISTRARS sets the --help order.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from .broker import add_plotter_parser, add_publish_parser
+from .generate import add_generate_parser
+from .run import add_run_parser
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_run_parser,
+    add_publish_parser,
+    add_plotter_parser,
+    add_generate_parser,
+]

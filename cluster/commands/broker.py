@@ -1,0 +1,156 @@
+"""``hzz publish`` and ``hzz plotter``, and the broker options they share with ``hzz run``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .common import DEFAULT_OUT, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter
+
+if TYPE_CHECKING:
+    from cluster.amqp import Topology
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
+    """Where the broker is and which exchange/queue, shared by run, publish and plotter."""
+    from cluster.amqp import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+
+    if run:
+        parser.add_argument(
+            "--broker",
+            metavar="URL",
+            default=None,  # not the env value: --help would print its password
+            help="send the histogram document to the plotting service at this AMQP URL, "
+            "e.g. amqp://guest:guest@127.0.0.1:5672/ (env HZZ_BROKER), instead of drawing "
+            "the figure here; the JSON document is still written to --out",
+        )
+    else:
+        parser.add_argument(
+            "--broker",
+            metavar="URL",
+            default=None,
+            help=f"AMQP URL of the broker (default: env HZZ_BROKER, else {DEFAULT_URL})",
+        )
+    parser.add_argument(
+        "--exchange",
+        default=os.environ.get("HZZ_EXCHANGE", DEFAULT_EXCHANGE),
+        help="exchange documents are published to; its dead-letter exchange is "
+        "EXCHANGE.dlx (env HZZ_EXCHANGE)",
+    )
+    parser.add_argument(
+        "--queue",
+        default=os.environ.get("HZZ_QUEUE", DEFAULT_QUEUE),
+        help="queue of the plotting service; its dead-letter queue is QUEUE.dead (env HZZ_QUEUE)",
+    )
+    parser.add_argument(
+        "--broker-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="give up connecting/publishing after this long (publishing only)",
+    )
+
+
+def _topology(args: argparse.Namespace) -> Topology:
+    from cluster.amqp import Topology
+
+    return Topology(exchange=args.exchange, queue=args.queue)
+
+
+def publish_saved(path: Path, body: bytes, args: argparse.Namespace, prog: str) -> int:
+    """Publish a document saved at ``path``; on failure say where it is kept."""
+    from cluster.amqp import BrokerUnavailable, broker_url, redact
+    from cluster.publisher import publish
+
+    url = broker_url(args.broker)
+    try:
+        sent = publish(body, url, _topology(args), args.broker_timeout)
+    except BrokerUnavailable as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: document kept at {path}; resend with: hzz publish {path}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
+    return EXIT_OK
+
+
+def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "publish",
+        help="send a saved histogram document to the plotting service",
+        description="Validate a histogram document (e.g. one kept by 'hzz run --broker' when "
+        "the broker was unreachable) and publish it, confirmed, to the plotting service.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="histogram document (.json)")
+    add_broker_arguments(parser)
+    parser.set_defaults(handler=publish_command)
+
+
+def publish_command(args: argparse.Namespace) -> int:
+    from analysis.document import DocumentError, from_json
+
+    try:
+        body = args.file.read_bytes()
+        from_json(body)
+    except (OSError, DocumentError) as err:
+        print(f"hzz publish: {args.file}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return publish_saved(args.file, body, args, "hzz publish")
+
+
+def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
+    from cluster.plotter import DEFAULT_MAX_BYTES
+
+    parser = subparsers.add_parser(
+        "plotter",
+        help="run the plotting service: histogram documents from RabbitMQ to PNG files",
+        description="Consume histogram documents from the queue, draw each as "
+        "plot_dd_mm_yy-HH-MM.png in --out and ack it only once written. Invalid messages "
+        "go to the dead-letter queue with header x-hzz-reject-reason. A document already "
+        "plotted (same message id, ledger DIR/.hzz-plotted) is acked without a second "
+        "figure. Reconnects when the broker goes away; SIGTERM/SIGINT stop it (exit 0).",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="output directory")
+    add_broker_arguments(parser)
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="largest message accepted, on the wire and after gunzip",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="handle one message and exit: 0 plotted (or already plotted), 2 dead-lettered, "
+        "1 none within --timeout",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="with --once: give up after this long without a message (default: wait)",
+    )
+    parser.set_defaults(handler=plotter_command)
+
+
+def plotter_command(args: argparse.Namespace) -> int:
+    from cluster.amqp import broker_url
+    from cluster.plotter import PlotterOptions, serve
+
+    if args.max_bytes < 1:
+        print("hzz plotter: --max-bytes must be positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    options = PlotterOptions(
+        url=broker_url(args.broker),
+        out_dir=Path(args.out),
+        topology=_topology(args),
+        max_bytes=args.max_bytes,
+        once=args.once,
+        timeout_s=args.timeout,
+    )
+    return serve(options)

@@ -1,0 +1,50 @@
+"""What every ``hzz`` subcommand shares: exit codes, help format, argument types."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+DEFAULT_OUT = "plots"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: …)" only where there is a default the help does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def step_size(text: str) -> int | str:
+    """Entries per partition (an integer) or a size such as '50 MB'."""
+    text = text.strip()
+    if text.isdigit():
+        value = int(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError("step size must be positive")
+        return value
+    if any(text.upper().endswith(unit) for unit in ("KB", "MB", "GB", "B")):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid step size {text!r}: give entries (e.g. 100000) or bytes (e.g. '50 MB')"
+    )
+
+
+def names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value

@@ -1,0 +1,159 @@
+"""``hzz run``: its options, and the command that computes, reports and writes or publishes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .broker import add_broker_arguments, publish_saved
+from .common import (
+    DEFAULT_OUT,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    HelpFormatter,
+    names,
+    step_size,
+)
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    from analysis.catalogue import load_release
+    from analysis.graph import DEFAULT_STEP_SIZE
+
+    release = load_release("2020")
+    groups = ", ".join(g.key for g in release.groups)
+    parser = subparsers.add_parser(
+        "run",
+        help="compute the analysis on Dask and write the figure and histogram document",
+        description=(
+            "Compute the 2020 ATLAS Open Data H→ZZ*→4ℓ analysis on a Dask cluster and write "
+            "plot_dd_mm_yy-HH-MM.png (UTC time) and the histogram document "
+            "plot_dd_mm_yy-HH-MM.json side by side in --out. An existing file is never "
+            "overwritten: a second result in the same minute gets a _2, _3, … suffix. "
+            "Without --scheduler an embedded local cluster of worker processes is started."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        metavar="LOCATION",
+        action="append",
+        help=(
+            "base URL (https://, root://) or local directory with the server's Data/ and MC/ "
+            "layout; repeat to search several locations in order "
+            f"(env HZZ_DATA, several separated by ','; default: {release.default_location})"
+        ),
+    )
+    parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="output directory")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=None,
+        help="worker processes of the local cluster (default: one per core)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("HZZ_SCHEDULER"),
+        help="address of a running Dask scheduler, e.g. tcp://scheduler:8786 "
+        "(env HZZ_SCHEDULER); default: start a local cluster",
+    )
+    parser.add_argument(
+        "--step-size",
+        type=step_size,
+        default=DEFAULT_STEP_SIZE,
+        help="entries per partition, or a size such as '50 MB'",
+    )
+    parser.add_argument(
+        "--samples",
+        type=names,
+        metavar="A,B,…",
+        help=f"only these samples ({', '.join(release.samples)})",
+    )
+    parser.add_argument(
+        "--groups", type=names, metavar="A,B,…", help=f"only these groups ({groups})"
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="go on without samples whose files are absent (listed in the document and "
+        "noted on the figure); without it a missing file is an error and nothing is written",
+    )
+    parser.add_argument(
+        "--dashboard",
+        metavar="ADDRESS",
+        default=":8787",
+        help="dashboard address of the local cluster (':0' for any free port)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_broker_arguments(parser, run=True)
+    parser.set_defaults(handler=run_command)
+
+
+def _locations(args: argparse.Namespace, default: str) -> list[str]:
+    if args.data:
+        return list(args.data)
+    env = os.environ.get("HZZ_DATA")
+    if env:
+        return [part.strip() for part in env.split(",") if part.strip()]
+    return [default]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from analysis.catalogue import is_remote, load_release
+    from analysis.graph import SampleFileError
+    from cluster.dask_cluster import dask_client
+    from cluster.report import yields_table
+    from cluster.run import RunOptions, compute_document, write_outputs
+
+    release = load_release("2020")
+    locations = _locations(args, release.default_location)
+    for location in locations:
+        if not is_remote(location) and not Path(location).is_dir():
+            print(f"hzz run: --data {location}: no such directory", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.workers is not None and args.workers < 1:
+        print("hzz run: --workers must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    options = RunOptions(
+        locations=locations,
+        samples=args.samples,
+        groups=args.groups,
+        step_size=args.step_size,
+        allow_missing=args.allow_missing,
+        show_progress=not args.no_progress,
+    )
+    try:
+        release.select(options.samples, options.groups)
+    except ValueError as err:
+        print(f"hzz run: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    try:
+        with dask_client(args.scheduler, args.workers, dashboard_address=args.dashboard) as client:
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            document = compute_document(client, release, options)
+    except SampleFileError as err:
+        print(f"hzz run: {err}", file=sys.stderr)
+        print("hzz run: nothing written", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OSError, RuntimeError, TimeoutError) as err:
+        print(f"hzz run: {err}", file=sys.stderr)
+        print("hzz run: nothing written", file=sys.stderr)
+        return EXIT_FAILED
+
+    print(yields_table(document))
+    if args.broker or os.environ.get("HZZ_BROKER"):
+        from cluster.run import write_document
+
+        saved = write_document(document, Path(args.out))
+        print(f"document: {saved}")
+        return publish_saved(saved, document.to_json(), args, "hzz run")
+    written = write_outputs(document, Path(args.out))
+    print(f"figure:   {written['.png']}")
+    print(f"document: {written['.json']}")
+    return EXIT_OK
