@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import awkward as ak
 import dask_awkward as dak
 import hist.dask
 import numpy as np
@@ -19,7 +20,7 @@ import uproot
 from .binning import m4l_axis
 from .catalogue import Release, Sample, is_remote, locate
 from .document import GroupStyle, HistogramDocument, SampleResult
-from .selection import LEPTON_BRANCHES, four_lepton_mass, passes_selection
+from .selection import KERNEL_OUTPUT, LEPTON_BRANCHES, select_four_leptons
 from .standins import read_mark
 from .weights import WEIGHT_BRANCHES, event_weight
 
@@ -99,19 +100,30 @@ def open_events(sample: Sample, location: str, tree: str, step_size: int | str) 
 def sample_graph(
     sample: Sample, location: str, release: Release, step_size: int | str
 ) -> SampleGraph:
-    """The lazy counts, weighted sum and m4l histogram of one sample."""
+    """The lazy counts, weighted sum and m4l histogram of one sample.
+
+    One fused kernel per partition (``select_four_leptons``) turns the six lepton
+    columns into two flat columns, ``passed`` and ``m4l``; everything after it masks
+    flat columns, never whole records.
+    """
     events = open_events(sample, location, release.tree, step_size)
-    selected = passes_selection(events)
-    mass = four_lepton_mass(events[selected])
+    selected = dak.map_partitions(
+        select_four_leptons,
+        *(events[branch] for branch in LEPTON_BRANCHES),
+        label="select-four-leptons",
+        meta=ak.Array(KERNEL_OUTPUT.layout.to_typetracer(forget_length=True)),
+    )
+    passed = selected.passed
+    mass = selected.m4l[passed]
     histogram = hist.dask.Hist(m4l_axis(), storage=hist.storage.Weight())
-    n_in = dak.num(events.lep_charge, axis=0)
-    n_out = dak.sum(selected)
+    n_in = dak.num(passed, axis=0)
+    n_out = dak.sum(passed)
     if sample.is_data:
         histogram.fill(mass)
         sumw = n_out
     else:
         weight = dak.values_astype(event_weight(events, sample, release.lumi_fb), np.float64)
-        weight = weight[selected]
+        weight = weight[passed]
         histogram.fill(mass, weight=weight)
         sumw = dak.sum(weight)
     return SampleGraph(sample, location, events, n_in, n_out, sumw, histogram)

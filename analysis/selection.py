@@ -1,7 +1,12 @@
-"""The four-lepton selection and m4l, written once for awkward and dask-awkward arrays.
+"""The four-lepton selection and m4l, as one fused per-partition kernel on flat arrays.
 
-Everything here uses only operators and slicing, which both array libraries share,
-so the same functions run eagerly in tests and lazily in the Dask graph.
+The notebook slices the first four leptons out of jagged awkward arrays and adds four
+``vector`` Momentum4D objects. Here the same arithmetic runs on flat NumPy columns:
+the first four leptons are gathered once from each branch's content buffer (all
+lepton branches share their offsets), the sum-based cuts are fused into one mask, and
+the four-vectors are added with ``vector``'s NumPy backend in the notebook's float32,
+so m4l agrees with the notebook bit for bit. The kernel runs eagerly on awkward arrays
+(tests, benchmarks) and, through ``dask_awkward.map_partitions``, on every partition.
 """
 
 from __future__ import annotations
@@ -9,50 +14,110 @@ from __future__ import annotations
 from typing import Any
 
 import awkward as ak
-import dask_awkward as dak
+import numpy as np
 import vector
 
-MEV_PER_GEV = 1000.0
+#: The notebook converts with ``.M * MeV`` where ``MeV = 0.001``: a float32 product.
+GEV_PER_MEV = np.float32(0.001)
 
 #: Sums of lep_type over the first four leptons accepted by the notebook
 #: (11 = electron, 13 = muon): eeee = 44, eeμμ = 48, μμμμ = 52.
 ALLOWED_TYPE_SUMS = (44, 48, 52)
 
-#: The lepton branches the selection and the mass read.
+#: The lepton branches the kernel reads, in its argument order.
 LEPTON_BRANCHES = ("lep_pt", "lep_eta", "lep_phi", "lep_E", "lep_charge", "lep_type")
 
+#: What the kernel returns per event: the selection decision and m4l in GeV
+#: (NaN for an event with fewer than four leptons, which never passes).
+KERNEL_OUTPUT = ak.Array({"passed": np.zeros(0, dtype=bool), "m4l": np.zeros(0, dtype=np.float32)})
 
-def _first_four_sum(values: Any) -> Any:
-    return values[:, 0] + values[:, 1] + values[:, 2] + values[:, 3]
+
+def _offsets_and_content(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets and flat content of a jagged array of numbers, without copying."""
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.IndexedOptionArray | ak.contents.UnmaskedArray):
+        layout = layout.project()
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        layout = layout.to_ListOffsetArray64(False)
+    content = layout.content
+    if not isinstance(content, ak.contents.NumpyArray):
+        content = ak.to_layout(ak.to_packed(ak.Array(content)))
+    return np.asarray(layout.offsets), np.asarray(content.data)
 
 
-def passes_selection(events: Any) -> Any:
-    """Per-event mask: zero net charge and an allowed flavour sum on the first four leptons.
+def _first_four(
+    columns: tuple[Any, ...],
+) -> tuple[list[list[np.ndarray]], np.ndarray]:
+    """The first four values of each jagged column (four flat arrays per column).
 
-    These sum-based cuts are the notebook's proxies (e+e+μ-μ- passes); kept as they are.
+    Events with fewer than four leptons get index 0 (harmless values) and are
+    reported in the returned ``complete`` mask so that they never pass.
     """
-    charge_ok = _first_four_sum(events.lep_charge) == 0
-    type_sum = _first_four_sum(events.lep_type)
-    type_ok = (
-        (type_sum == ALLOWED_TYPE_SUMS[0])
-        | (type_sum == ALLOWED_TYPE_SUMS[1])
-        | (type_sum == ALLOWED_TYPE_SUMS[2])
-    )
-    return charge_ok & type_ok
+    offsets, _ = _offsets_and_content(columns[0])
+    starts = offsets[:-1]
+    complete = (offsets[1:] - starts) >= 4
+    safe = np.where(complete, starts, 0) if not complete.all() else starts
+    index = [safe + k for k in range(4)]
+    gathered = []
+    for column in columns:
+        column_offsets, content = _offsets_and_content(column)
+        if column_offsets is not offsets and not np.array_equal(column_offsets, offsets):
+            raise ValueError("lepton branches disagree on the number of leptons per event")
+        if len(content) == 0:
+            content = np.zeros(1, dtype=content.dtype)
+        gathered.append([content[i] for i in index])
+    return gathered, complete
 
 
-def four_lepton_mass(events: Any) -> Any:
-    """Invariant mass of the first four leptons in GeV, from (pt, eta, phi, E) in MeV."""
-    zip_ = dak.zip if isinstance(events, dak.Array) else ak.zip
-    leptons = zip_(
-        {
-            "pt": events.lep_pt,
-            "eta": events.lep_eta,
-            "phi": events.lep_phi,
-            "E": events.lep_E,
-        },
-        with_name="Momentum4D",
-        behavior=vector.backends.awkward.behavior,
+def _cuts(charges: list[np.ndarray], types: list[np.ndarray]) -> np.ndarray:
+    type_sum = types[0] + types[1] + types[2] + types[3]
+    charge_ok = charges[0] + charges[1] + charges[2] + charges[3] == 0
+    return charge_ok & np.isin(type_sum, ALLOWED_TYPE_SUMS)
+
+
+def passes_cuts(charge: Any, lepton_type: Any) -> np.ndarray:
+    """The selection alone, from the jagged charge and type branches (events with
+    fewer than four leptons fail)."""
+    (q4, t4), complete = _first_four((charge, lepton_type))
+    return _cuts(q4, t4) & complete
+
+
+def select_four_leptons(
+    pt: Any, eta: Any, phi: Any, energy: Any, charge: Any, lepton_type: Any
+) -> ak.Array:
+    """Per event: ``passed`` (the notebook's cuts) and ``m4l`` [GeV] of the first four leptons.
+
+    Cuts: charges sum to zero; lepton types sum to 44, 48 or 52. These sum-based cuts
+    are the notebook's proxies (e+e+μ-μ- passes); kept as they are.
+    """
+    if ak.backend(pt) == "typetracer":  # dask-awkward tracing: all inputs are read
+        for column in (pt, eta, phi, energy, charge, lepton_type):
+            ak.typetracer.touch_data(column)
+        return ak.Array(KERNEL_OUTPUT.layout.to_typetracer(forget_length=True))
+
+    (pt4, eta4, phi4, e4, q4, t4), complete = _first_four(
+        (pt, eta, phi, energy, charge, lepton_type)
     )
-    total = leptons[:, 0] + leptons[:, 1] + leptons[:, 2] + leptons[:, 3]
-    return total.mass / MEV_PER_GEV
+    passed = _cuts(q4, t4) & complete
+
+    leptons = [
+        vector.array({"pt": pt4[k], "eta": eta4[k], "phi": phi4[k], "E": e4[k]}) for k in range(4)
+    ]
+    total = leptons[0] + leptons[1] + leptons[2] + leptons[3]
+    m4l = np.asarray(total.mass, dtype=np.float32) * GEV_PER_MEV
+    m4l[~complete] = np.nan
+    return ak.Array({"passed": passed, "m4l": m4l})
+
+
+def passes_selection(events: Any) -> np.ndarray:
+    """Per-event mask of the selection, for awkward arrays of events (eager use)."""
+    return np.asarray(_kernel_on(events)["passed"])
+
+
+def four_lepton_mass(events: Any) -> np.ndarray:
+    """m4l in GeV of the first four leptons, for awkward arrays of events (eager use)."""
+    return np.asarray(_kernel_on(events)["m4l"])
+
+
+def _kernel_on(events: Any) -> ak.Array:
+    return select_four_leptons(*(events[branch] for branch in LEPTON_BRANCHES))

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import awkward as ak
 import numpy as np
 import pytest
+import uproot
+import vector
 
-from analysis.selection import four_lepton_mass, passes_selection
+from analysis.selection import (
+    LEPTON_BRANCHES,
+    four_lepton_mass,
+    passes_selection,
+    select_four_leptons,
+)
+from analysis.standins import write_standins
 
 
 def _events(charges: list[list[int]], types: list[list[int]]) -> ak.Array:
@@ -57,3 +67,45 @@ def test_mass_of_two_back_to_back_z_bosons() -> None:
         }
     )
     assert four_lepton_mass(events)[0] == pytest.approx(2 * mz / 1000, rel=1e-6)
+
+
+def notebook_selection_and_mass(events: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The notebook's own code: jagged slicing, vector.zip, ``.M * MeV`` on selected events."""
+    q, t = events.lep_charge, events.lep_type
+    passed = (q[:, 0] + q[:, 1] + q[:, 2] + q[:, 3]) == 0
+    type_sum = t[:, 0] + t[:, 1] + t[:, 2] + t[:, 3]
+    passed = passed & ((type_sum == 44) | (type_sum == 48) | (type_sum == 52))
+    chosen = events[passed]
+    p4 = vector.zip(
+        {"pt": chosen.lep_pt, "eta": chosen.lep_eta, "phi": chosen.lep_phi, "E": chosen.lep_E}
+    )
+    mass = (p4[:, 0] + p4[:, 1] + p4[:, 2] + p4[:, 3]).M * 0.001
+    return np.asarray(passed), np.asarray(mass)
+
+
+@pytest.mark.parametrize(
+    "relative", ["Data/data_D.4lep.root", "MC/mc_361106.Zee.4lep.root", "standin"]
+)
+def test_the_fused_kernel_equals_the_notebook_bit_for_bit(
+    relative: str, mirror: Path, tmp_path: Path
+) -> None:
+    if relative == "standin":  # 30k ZZ* events, some with five leptons
+        write_standins(tmp_path, ["llll"], events=30_000, seed=7)
+        path = tmp_path / "MC" / "mc_363490.llll.4lep.root"
+    else:
+        path = mirror / relative
+    with uproot.open(path) as file:
+        events = file["mini"].arrays(list(LEPTON_BRANCHES))
+    expected_passed, expected_mass = notebook_selection_and_mass(events)
+    result = select_four_leptons(*(events[b] for b in LEPTON_BRANCHES))
+    passed = np.asarray(result.passed)
+    assert np.array_equal(passed, expected_passed)
+    assert np.array_equal(np.asarray(result.m4l)[passed], expected_mass)  # bit for bit
+    assert np.asarray(result.m4l).dtype == expected_mass.dtype == np.float32
+
+
+def test_events_with_fewer_than_four_leptons_never_pass() -> None:
+    events = _events(charges=[[1, -1, 1], [1, -1, 1, -1]], types=[[11, 11, 13], [11, 11, 13, 13]])
+    result = select_four_leptons(*(events[b] for b in LEPTON_BRANCHES))
+    assert np.asarray(result.passed).tolist() == [False, True]
+    assert np.isnan(np.asarray(result.m4l)[0])

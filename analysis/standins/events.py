@@ -12,7 +12,7 @@ import awkward as ak
 import numpy as np
 
 from ..catalogue import load_release
-from ..selection import passes_selection
+from ..selection import passes_cuts
 from ..weights import normalisation
 from .physics import ELECTRON, MAX_LEPTONS, MUON, Leptons, generate_leptons, scale_factors
 from .samples import StandinSpec
@@ -108,9 +108,7 @@ def generate_sample(
     sample = release.samples[spec.name]
     spread = np.clip(rng.normal(1.0, 0.05, n), 0.5, 1.5)  # generator weights vary a little
     factor_product = np.prod([factors[k] for k in sorted(factors)], axis=0)
-    selected = np.asarray(
-        passes_selection(ak.Array({"lep_charge": lep["charge"], "lep_type": lep["type"]}))
-    )
+    selected = np.asarray(passes_cuts(lep["charge"], lep["type"]))
     per_weight = normalisation(sample, release.lumi_fb) * float(
         np.sum((spread * factor_product)[selected])
     )
