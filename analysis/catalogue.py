@@ -38,6 +38,7 @@ class Sample:
     xsec_pb: float | None = None
     sumw: float | None = None
     red_eff: float | None = None
+    sha256: str | None = None  # of the published file, where known: downloads are verified
 
     @property
     def is_data(self) -> bool:
@@ -108,6 +109,7 @@ def load_release(name: str = "2020") -> Release:
             xsec_pb=s.get("xsec_pb"),
             sumw=s.get("sumw"),
             red_eff=s.get("red_eff"),
+            sha256=s.get("sha256"),
         )
         for name, s in raw["samples"].items()
     }

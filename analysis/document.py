@@ -49,6 +49,15 @@ class SampleResult:
     hist: hist.Hist
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A bad input file left out of the run (``--skip-bad-files``), and why."""
+
+    sample: str
+    file: str
+    cause: str
+
+
 @dataclass
 class HistogramDocument:
     """A run's result. ``groups`` is in drawing order (stack bottom first)."""
@@ -59,6 +68,7 @@ class HistogramDocument:
     samples: dict[str, SampleResult]
     missing: list[str] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +90,9 @@ class HistogramDocument:
             },
             "missing": list(self.missing),
             "generated": list(self.generated),
+            "skipped": [
+                {"sample": f.sample, "file": f.file, "cause": f.cause} for f in self.skipped
+            ],
         }
 
     def to_json(self) -> bytes:
@@ -161,6 +174,10 @@ def from_dict(raw: Any) -> HistogramDocument:
         raise DocumentError(f"created: not an ISO 8601 time: {raw.get('created')!r}") from err
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
+    try:  # file names are UTC: a time outside years 1-9999 there would crash writing them
+        created = created.astimezone(UTC)
+    except OverflowError as err:
+        raise DocumentError(f"created: out of range in UTC: {raw.get('created')!r}") from err
 
     groups_raw = raw.get("groups")
     _require(isinstance(groups_raw, list) and groups_raw, "groups", "must be a non-empty list")
@@ -205,6 +222,16 @@ def from_dict(raw: Any) -> HistogramDocument:
         )
         lists[key] = value
 
+    skipped_raw = raw.get("skipped", [])
+    _require(isinstance(skipped_raw, list), "skipped", "must be a list")
+    skipped: list[SkippedFile] = []
+    for i, entry in enumerate(skipped_raw):
+        where = f"skipped[{i}]"
+        _require(isinstance(entry, dict), where, "must be an object")
+        for key in ("sample", "file", "cause"):
+            _require(isinstance(entry.get(key), str), f"{where}.{key}", "must be a string")
+        skipped.append(SkippedFile(entry["sample"], entry["file"], entry["cause"]))
+
     return HistogramDocument(
         release=raw["release"],
         lumi_fb=float(raw["lumi_fb"]),
@@ -212,6 +239,7 @@ def from_dict(raw: Any) -> HistogramDocument:
         samples=samples,
         missing=lists["missing"],
         generated=lists["generated"],
+        skipped=skipped,
         created=created,
     )
 

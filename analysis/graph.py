@@ -1,27 +1,35 @@
-"""The lazy per-sample graph: uproot.dask reads, the selection, weights and histograms.
+"""The lazy per-sample graph: uproot.dask reads, the fused selection kernel, histograms.
 
-Nothing is read here beyond file headers (uproot needs each file's entry count to
-partition it); events are read by the Dask workers when the graph is computed.
-Only the branches the selection, mass and weights use are projected.
+Files are inspected first (``analysis.files``: entries, branches, stand-in mark), so
+the graph is partitioned from known entry counts without the client opening every
+file again, and one ``uproot.dask`` layer covers all files of a sample: building the
+graph stays cheap for thousands of files. Events are read by the Dask workers when
+the graph is computed, and only the branches the kernel and the weights use.
+Partition read errors are caught and reported per file (uproot's read-error report),
+so a run can name the bad file and either stop or skip it, never half-count it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import awkward as ak
+import dask
 import dask_awkward as dak
+import hist
 import hist.dask
 import numpy as np
 import uproot
 
 from .binning import m4l_axis
-from .catalogue import Release, Sample, is_remote, locate
-from .document import GroupStyle, HistogramDocument, SampleResult
+from .catalogue import Release, Sample, locate
+from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
+from .files import FileInfo, inspect_file
 from .selection import KERNEL_OUTPUT, LEPTON_BRANCHES, select_four_leptons
-from .standins import read_mark
 from .weights import WEIGHT_BRANCHES, event_weight
 
 #: Entries per partition when none is given: a few partitions for the largest 2020
@@ -36,10 +44,15 @@ class SampleFileError(RuntimeError):
         super().__init__(f"{sample}: cannot read {location}: {reason}")
         self.sample = sample
         self.location = location
+        self.reason = reason
 
 
 class MissingFileError(SampleFileError):
     """A sample's file is absent from every location searched."""
+
+
+class EventsLostError(RuntimeError):
+    """Fewer events were read than the files hold: a partition was lost."""
 
 
 def branches_for(sample: Sample) -> tuple[str, ...]:
@@ -47,34 +60,59 @@ def branches_for(sample: Sample) -> tuple[str, ...]:
     return LEPTON_BRANCHES if sample.is_data else LEPTON_BRANCHES + WEIGHT_BRANCHES
 
 
+def partition_steps(entries: int, step_size: int) -> list[list[int]]:
+    """``[[start, stop], …]`` covering ``entries`` in near-equal steps of at most ``step_size``."""
+    if entries <= 0:
+        return []
+    count = math.ceil(entries / step_size)
+    bounds = np.linspace(0, entries, count + 1).round().astype(int).tolist()
+    return [[a, b] for a, b in itertools.pairwise(bounds)]
+
+
 @dataclass
 class SampleGraph:
-    """The lazy results of one sample: counts, weighted sum and m4l histogram."""
+    """The lazy results of one sample (all its files): counts, weighted sum, histogram."""
 
     sample: Sample
-    location: str
-    events: dak.Array
+    files: list[FileInfo]
     n_in: Any
     n_out: Any
     sumw: Any
     hist: Any
-    generated: bool = False  # the file is a simulated stand-in (marked inside it)
+    report: Any = None  # uproot's per-partition read report (None: no partition)
 
     def outputs(self) -> tuple[Any, Any, Any, Any]:
         return (self.n_in, self.n_out, self.sumw, self.hist)
 
+    @property
+    def entries(self) -> int:
+        return sum(f.entries for f in self.files)
+
+    @property
+    def generated(self) -> bool:
+        return any(f.generated for f in self.files)
+
+    @property
+    def locations(self) -> list[str]:
+        return [f.location for f in self.files]
+
 
 @dataclass
 class AnalysisGraph:
-    """The whole run: one SampleGraph per sample found, and the samples not found."""
+    """The whole run: one SampleGraph per sample found; the samples not found or skipped."""
 
     release: Release
     samples: list[SampleGraph]
     missing: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
     def outputs(self) -> list[tuple[Any, Any, Any, Any]]:
         """Everything to hand to a single ``dask.compute`` call."""
         return [s.outputs() for s in self.samples]
+
+    def reports(self) -> list[Any]:
+        """The read reports, one per sample (compute them with the outputs)."""
+        return [s.report for s in self.samples]
 
     @property
     def generated(self) -> list[str]:
@@ -82,31 +120,64 @@ class AnalysisGraph:
         return [s.sample.name for s in self.samples if s.generated]
 
 
-def open_events(sample: Sample, location: str, tree: str, step_size: int | str) -> dak.Array:
-    """A lazy array of the sample's events, or SampleFileError naming the file."""
-    try:
-        return uproot.dask(
-            {location: tree},
-            filter_name=list(branches_for(sample)),
-            step_size=step_size,
-            open_files=True,
-        )
-    except FileNotFoundError as err:
-        raise MissingFileError(sample.name, location, "file not found") from err
-    except Exception as err:  # uproot raises many types for bad files; name the file
-        raise SampleFileError(sample.name, location, f"{type(err).__name__}: {err}") from err
+@dataclass(frozen=True)
+class ReadFailure:
+    """A partition that could not be read: which file, and why."""
+
+    sample: str
+    location: str
+    cause: str
+
+
+def read_failures(graph: AnalysisGraph, reports: Sequence[Any]) -> list[ReadFailure]:
+    """The failed partitions in computed reports, one entry per bad file."""
+    failures: dict[tuple[str, str], ReadFailure] = {}
+    for sample_graph_, report in zip(graph.samples, reports, strict=True):
+        if report is None:
+            continue
+        for row in report[~ak.is_none(report.exception)].to_list():
+            location = _unrepr(row["args"][0]) if row["args"] else "(unknown file)"
+            key = (sample_graph_.sample.name, location)
+            cause = f"{row['exception']}: {row['message']}".replace("\n", " ")
+            failures.setdefault(key, ReadFailure(key[0], location, " ".join(cause.split())))
+    return list(failures.values())
+
+
+def _unrepr(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
+def _empty_outputs() -> tuple[Any, Any, Any, Any]:
+    histogram = hist.Hist(m4l_axis(), storage=hist.storage.Weight())
+    return tuple(dask.delayed(value) for value in (0, 0, 0.0, histogram))  # type: ignore[return-value]
 
 
 def sample_graph(
-    sample: Sample, location: str, release: Release, step_size: int | str
+    sample: Sample,
+    files: Sequence[FileInfo],
+    release: Release,
+    step_size: int = DEFAULT_STEP_SIZE,
+    options: Mapping[str, Any] | None = None,
 ) -> SampleGraph:
-    """The lazy counts, weighted sum and m4l histogram of one sample.
+    """The lazy counts, weighted sum and m4l histogram of one sample's inspected files.
 
     One fused kernel per partition (``select_four_leptons``) turns the six lepton
     columns into two flat columns, ``passed`` and ``m4l``; everything after it masks
     flat columns, never whole records.
     """
-    events = open_events(sample, location, release.tree, step_size)
+    steps = {f.location: partition_steps(f.entries, step_size) for f in files}
+    layout = {
+        location: {"object_path": release.tree, "steps": s} for location, s in steps.items() if s
+    }
+    if not layout:  # only empty files: nothing to read
+        return SampleGraph(sample, list(files), *_empty_outputs())
+    events, report = uproot.dask(
+        layout,
+        filter_name=list(branches_for(sample)),
+        open_files=False,
+        allow_read_errors_with_report=(Exception,),
+        **dict(options or {}),
+    )
     selected = dak.map_partitions(
         select_four_leptons,
         *(events[branch] for branch in LEPTON_BRANCHES),
@@ -126,42 +197,82 @@ def sample_graph(
         weight = weight[passed]
         histogram.fill(mass, weight=weight)
         sumw = dak.sum(weight)
-    return SampleGraph(sample, location, events, n_in, n_out, sumw, histogram)
+    return SampleGraph(sample, list(files), n_in, n_out, sumw, histogram, report)
+
+
+def graph_from_files(
+    release: Release,
+    files: Mapping[str, Sequence[FileInfo]],
+    step_size: int = DEFAULT_STEP_SIZE,
+    options: Mapping[str, Any] | None = None,
+    missing: Sequence[str] = (),
+    skipped: Sequence[SkippedFile] = (),
+) -> AnalysisGraph:
+    """One lazy graph for all samples from their usable inspected files."""
+    graphs = [
+        sample_graph(release.samples[name], sample_files, release, step_size, options)
+        for name, sample_files in files.items()
+    ]
+    return AnalysisGraph(release, graphs, list(missing), list(skipped))
 
 
 def build_graph(
     release: Release,
     samples: Sequence[Sample],
     locations: Sequence[str],
-    step_size: int | str = DEFAULT_STEP_SIZE,
+    step_size: int = DEFAULT_STEP_SIZE,
     allow_missing: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> AnalysisGraph:
-    """One lazy graph for all samples; missing files raise unless ``allow_missing``."""
-    graphs: list[SampleGraph] = []
+    """Locate and inspect each sample's file here, then build the graph.
+
+    The eager, in-process path (tests, benchmarks); ``hzz run`` inspects files on the
+    cluster instead. A missing file raises unless ``allow_missing``; a bad file raises.
+    """
+    files: dict[str, list[FileInfo]] = {}
     missing: list[str] = []
     for sample in samples:
         location = locate(sample, list(locations))
-        try:
-            if location is None:
-                searched = ", ".join(str(loc) for loc in locations)
-                raise MissingFileError(sample.name, sample.path, f"not found in {searched}")
-            graph = sample_graph(sample, location, release, step_size)
-            # Stand-ins are written locally; remote files are real and not opened twice.
-            graph.generated = not is_remote(location) and read_mark(location) is not None
-            graphs.append(graph)
-        except MissingFileError:
+        if location is None:
+            searched = ", ".join(str(loc) for loc in locations)
+            info = FileInfo(
+                sample.name, sample.path, missing=True, error=f"not found in {searched}"
+            )
+        else:
+            info = inspect_file(sample.name, location, release.tree, branches_for(sample), options)
+        if info.missing:
             if not allow_missing:
-                raise
+                raise MissingFileError(sample.name, info.location, info.error or "not found")
             missing.append(sample.name)
-    return AnalysisGraph(release, graphs, missing)
+        elif info.error is not None:
+            raise SampleFileError(sample.name, info.location, info.error)
+        else:
+            files[sample.name] = [info]
+    return graph_from_files(release, files, step_size, options, missing)
+
+
+def check_accounting(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) -> None:
+    """Every event of every file was read: events-read equals the files' entries."""
+    for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
+        n_in = int(outputs[0])
+        if n_in != sample_graph_.entries:
+            raise EventsLostError(
+                f"{sample_graph_.sample.name}: read {n_in} events but its files hold "
+                f"{sample_graph_.entries} ({', '.join(sample_graph_.locations)}): "
+                "a partition was lost; nothing written"
+            )
 
 
 def assemble_document(
     graph: AnalysisGraph,
     computed: Sequence[tuple[Any, Any, Any, Any]],
-    generated: Sequence[str] = (),
+    generated: Sequence[str] | None = None,
 ) -> HistogramDocument:
-    """The histogram document from the computed outputs of ``graph.outputs()``."""
+    """The histogram document from the computed outputs of ``graph.outputs()``.
+
+    Checks the event accounting first: a document never hides a lost partition.
+    """
+    check_accounting(graph, computed)
     release = graph.release
     styles = {g.key: GroupStyle(g.label, g.colour, g.role) for g in release.groups}
     results: dict[str, SampleResult] = {}
@@ -180,5 +291,6 @@ def assemble_document(
         groups=[styles[g.key] for g in release.groups],
         samples=results,
         missing=list(graph.missing),
-        generated=list(generated),
+        generated=list(graph.generated if generated is None else generated),
+        skipped=list(graph.skipped),
     )

@@ -33,6 +33,9 @@ def _footnote(document: HistogramDocument) -> str:
         notes.append("simulated stand-ins: " + ", ".join(document.generated))
     if document.missing:
         notes.append("missing (not drawn): " + ", ".join(document.missing))
+    if document.skipped:
+        bad = sorted({f.sample for f in document.skipped})
+        notes.append("bad files skipped, samples incomplete: " + ", ".join(bad))
     return "\n".join(notes)
 
 

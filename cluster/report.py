@@ -23,4 +23,6 @@ def yields_table(document: HistogramDocument) -> str:
         lines.append("* simulated stand-in, not real ATLAS data")
     if document.missing:
         lines.append("missing: " + ", ".join(document.missing))
+    for skipped in document.skipped:
+        lines.append(f"skipped bad file ({skipped.sample}): {skipped.file}: {skipped.cause}")
     return "\n".join(lines)

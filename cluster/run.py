@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from distributed import Client, progress
 
-from analysis.catalogue import Release
-from analysis.document import HistogramDocument
-from analysis.graph import AnalysisGraph, SampleFileError, assemble_document, build_graph
+from analysis.catalogue import Release, Sample, locate
+from analysis.document import HistogramDocument, SkippedFile
+from analysis.files import FileInfo, inspect_file
+from analysis.graph import (
+    AnalysisGraph,
+    MissingFileError,
+    SampleFileError,
+    SampleGraph,
+    assemble_document,
+    branches_for,
+    graph_from_files,
+    read_failures,
+)
 from analysis.outputs import write_new
 from analysis.plot import render_png
+
+from .remote import DEFAULT_TIMEOUT_S, prepare_locations, uproot_open_options
+from .workers import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
 
 log = logging.getLogger(__name__)
 
@@ -25,44 +39,142 @@ class RunOptions:
     locations: list[str]
     samples: list[str] | None = None
     groups: list[str] | None = None
-    step_size: int | str = 200_000
+    step_size: int = 200_000
     allow_missing: bool = False
+    skip_bad_files: bool = False  # leave bad files out (listed) instead of stopping
     show_progress: bool = True
+    worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S  # longest wait with no worker
+    cache_dir: Path | None = None  # fetch remote files here first (--cache)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # wait for a remote server (--timeout)
+
+
+def inspect_on_cluster(
+    client: Client,
+    release: Release,
+    located: Sequence[tuple[Sample, str]],
+    options: Mapping[str, Any],
+) -> list[FileInfo]:
+    """Open every input file's header on the workers, in parallel (entries, branches, mark)."""
+    futures = client.map(
+        inspect_file,
+        [sample.name for sample, _ in located],
+        [location for _, location in located],
+        [release.tree] * len(located),
+        [branches_for(sample) for sample, _ in located],
+        options=dict(options),
+        pure=False,
+    )
+    return list(client.gather(futures))
 
 
 def compute_document(client: Client, release: Release, options: RunOptions) -> HistogramDocument:
-    """Build one graph for all chosen samples, compute it in one go, assemble the document."""
+    """Inspect the files, build one graph for all chosen samples, compute it, assemble.
+
+    A bad file (unreadable header, missing tree or branch, or a partition that fails
+    to read) stops the run with its name and cause; with ``skip_bad_files`` it is left
+    out whole (its sample recomputed without it) and listed in the document.
+    """
     chosen = release.select(options.samples, options.groups)
-    graph: AnalysisGraph = build_graph(
-        release, chosen, options.locations, options.step_size, options.allow_missing
+    # Remote files: checked (one HEAD each) or, with --cache, fetched; never hung on.
+    locations = prepare_locations(
+        chosen, options.locations, options.cache_dir, options.timeout_s, options.show_progress
     )
-    for name in graph.missing:
+    read_options = uproot_open_options(options.timeout_s)
+    missing: list[str] = []
+    located: list[tuple[Sample, str]] = []
+    for sample in chosen:
+        location = locate(sample, locations)
+        if location is None:
+            if not options.allow_missing:
+                searched = ", ".join(locations)
+                raise MissingFileError(sample.name, sample.path, f"not found in {searched}")
+            missing.append(sample.name)
+        else:
+            located.append((sample, location))
+
+    wait_for_a_worker(client, options.worker_timeout_s)
+    files: dict[str, list[FileInfo]] = {}
+    skipped: list[SkippedFile] = []
+    for info in inspect_on_cluster(client, release, located, read_options):
+        if info.missing and options.allow_missing:
+            missing.append(info.sample)
+        elif info.missing:
+            raise MissingFileError(info.sample, info.location, info.error or "file not found")
+        elif info.error is not None and options.skip_bad_files:
+            skipped.append(SkippedFile(info.sample, info.location, info.error))
+        elif info.error is not None:
+            raise SampleFileError(info.sample, info.location, info.error)
+        else:
+            files.setdefault(info.sample, []).append(info)
+    for name in missing:
         log.warning("sample %s: file not found; going on without it (--allow-missing)", name)
-    if not graph.samples:
-        raise SampleFileError("(all)", ", ".join(options.locations), "no sample file found")
+    if not files:
+        raise SampleFileError("(all)", ", ".join(options.locations), "no readable sample file")
+
+    computed: dict[str, tuple[Any, ...]] = {}
+    pending = dict(files)
+    while pending:
+        graph = graph_from_files(release, pending, int(options.step_size), read_options)
+        results, reports = _compute(client, graph, options)
+        failures = read_failures(graph, reports)
+        if failures and not options.skip_bad_files:
+            first = failures[0]
+            raise SampleFileError(first.sample, first.location, first.cause)
+        bad = {(f.sample, f.location) for f in failures}
+        for failure in failures:
+            log.warning("skipping %s (%s): %s", failure.location, failure.sample, failure.cause)
+            skipped.append(SkippedFile(failure.sample, failure.location, failure.cause))
+        retry: dict[str, list[FileInfo]] = {}
+        for sample_graph, result in zip(graph.samples, results, strict=True):
+            name = sample_graph.sample.name
+            if any(sample == name for sample, _ in bad):  # never count a partly read file
+                good = [f for f in sample_graph.files if (name, f.location) not in bad]
+                if good:
+                    retry[name] = good
+            else:
+                computed[name] = result
+        pending = retry
+
+    order = [sample.name for sample in chosen if sample.name in computed]
+    dropped = {(f.sample, f.file) for f in skipped}
+    counted = [
+        SampleGraph(
+            release.samples[name],
+            [f for f in files[name] if (name, f.location) not in dropped],
+            *computed[name],
+        )
+        for name in order
+    ]
+    final = AnalysisGraph(release, counted, missing, skipped)
+    return assemble_document(final, [computed[name] for name in order])
+
+
+def _compute(
+    client: Client, graph: AnalysisGraph, options: RunOptions
+) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    """One compute call for all outputs and read reports, watched for lost workers."""
+    outputs = graph.outputs()
+    width = len(outputs[0])
+    flat = [output for sample_outputs in outputs for output in sample_outputs]
+    reports = graph.reports()
     # One flat list, one compute call: Dask optimises the whole graph together
     # (column projection, shared reads) and every file is read once.
-    flat = [output for outputs in graph.outputs() for output in outputs]
-    futures = client.compute(flat)
-    if options.show_progress:
-        progress(futures, notebook=False)
-        print(flush=True)
-    try:
-        results = client.gather(futures)
-    except Exception as err:
-        raise RuntimeError(describe_failure(graph, err)) from err
-    width = len(graph.outputs()[0])
-    computed = [tuple(results[i : i + width]) for i in range(0, len(results), width)]
-    return assemble_document(graph, computed, generated=graph.generated)
-
-
-def describe_failure(graph: AnalysisGraph, err: BaseException) -> str:
-    """A compute error, with the file it came from when the message names one."""
-    message = f"{type(err).__name__}: {err}"
-    for sample_graph in graph.samples:
-        if sample_graph.location in message:
-            return f"{sample_graph.sample.name}: reading {sample_graph.location} failed: {message}"
-    return f"computing the analysis failed: {message}"
+    futures = client.compute([*flat, *[r for r in reports if r is not None]])
+    # A lost worker's tasks are rerun elsewhere; with none left the watchdog cancels.
+    with WorkerWatchdog(client, futures, options.worker_timeout_s) as watchdog:
+        try:
+            if options.show_progress:
+                progress(futures, notebook=False)
+                print(flush=True)
+            results = client.gather(futures)
+        except Exception as err:
+            watchdog.raise_if_tripped()
+            raise RuntimeError(
+                f"computing the analysis failed: {type(err).__name__}: {err}"
+            ) from err
+    computed = [tuple(results[i : i + width]) for i in range(0, len(flat), width)]
+    report_values = iter(results[len(flat) :])
+    return computed, [next(report_values) if r is not None else None for r in reports]
 
 
 def write_outputs(document: HistogramDocument, out_dir: Path) -> dict[str, Path]:

@@ -118,9 +118,17 @@ def write_standins(
     return written
 
 
-def read_mark(location: str) -> dict[str, Any] | None:
-    """The stand-in mark of a file, or None for a real file (reads the directory only)."""
+def read_mark(location: str | uproot.ReadOnlyDirectory) -> dict[str, Any] | None:
+    """The stand-in mark of a file (a path or an open file), or None for a real file.
+
+    Reads the directory only."""
+    if isinstance(location, uproot.ReadOnlyDirectory):
+        return _mark_in(location)
     with uproot.open(location) as file:
-        if MARK_KEY not in file.keys(cycle=False):
-            return None
-        return json.loads(str(file[MARK_KEY]))
+        return _mark_in(file)
+
+
+def _mark_in(file: uproot.ReadOnlyDirectory) -> dict[str, Any] | None:
+    if MARK_KEY not in file.keys(cycle=False):
+        return None
+    return json.loads(str(file[MARK_KEY]))

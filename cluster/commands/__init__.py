@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Callable
 
 from .broker import add_plotter_parser, add_publish_parser
+from .download import add_download_parser
 from .generate import add_generate_parser
 from .run import add_run_parser
 
@@ -16,4 +17,5 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_publish_parser,
     add_plotter_parser,
     add_generate_parser,
+    add_download_parser,
 ]

@@ -24,19 +24,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def step_size(text: str) -> int | str:
-    """Entries per partition (an integer) or a size such as '50 MB'."""
-    text = text.strip()
-    if text.isdigit():
-        value = int(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError("step size must be positive")
-        return value
-    if any(text.upper().endswith(unit) for unit in ("KB", "MB", "GB", "B")):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"invalid step size {text!r}: give entries (e.g. 100000) or bytes (e.g. '50 MB')"
-    )
+def step_size(text: str) -> int:
+    """Entries per Dask partition: a positive integer."""
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid step size {text!r}: give entries per partition, e.g. 200000"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("step size must be positive")
+    return value
 
 
 def names(text: str) -> list[str]:

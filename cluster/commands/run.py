@@ -66,7 +66,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--step-size",
         type=step_size,
         default=DEFAULT_STEP_SIZE,
-        help="entries per partition, or a size such as '50 MB'",
+        help="entries per Dask partition",
     )
     parser.add_argument(
         "--samples",
@@ -89,7 +89,36 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         default=":8787",
         help="dashboard address of the local cluster (':0' for any free port)",
     )
+    parser.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="leave out files that cannot be read (not ROOT, truncated, no tree or branch, "
+        "read errors), each listed with its cause on the console, in the document and on the "
+        "figure; a file with any unreadable part is left out whole. Without it a bad file "
+        "stops the run with its name and cause, exit code 2, nothing written",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="copy remote http(s) files into DIR first (verified; reused by later runs, "
+        "which then read nothing from the server) and run on the copies",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="how long to wait for a remote server before failing with the URL tried",
+    )
+    parser.add_argument(
+        "--worker-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="fail (exit 1) after this long without any Dask worker, before or during the "
+        "computation; a lost worker's tasks are rerun on the others",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -119,13 +148,31 @@ def run_command(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("hzz run: --workers must be at least 1", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if not args.worker_timeout > 0:
+        print("hzz run: --worker-timeout must be positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.timeout > 0:
+        print("hzz run: --timeout must be positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from cluster.remote import RemoteAccessError, require_xrootd
+
+    try:
+        for location in locations:
+            require_xrootd(location)
+    except RemoteAccessError as err:
+        print(f"hzz run: --data {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     options = RunOptions(
         locations=locations,
         samples=args.samples,
         groups=args.groups,
         step_size=args.step_size,
         allow_missing=args.allow_missing,
+        skip_bad_files=args.skip_bad_files,
         show_progress=not args.no_progress,
+        worker_timeout_s=args.worker_timeout,
+        cache_dir=Path(args.cache) if args.cache else None,
+        timeout_s=args.timeout,
     )
     try:
         release.select(options.samples, options.groups)
@@ -147,7 +194,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     print(yields_table(document))
-    if args.broker or os.environ.get("HZZ_BROKER"):
+    if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
         from cluster.run import write_document
 
         saved = write_document(document, Path(args.out))

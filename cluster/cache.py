@@ -1,0 +1,86 @@
+"""``hzz run --cache DIR``: local copies of remote files, reused by later runs.
+
+The cache mirrors URLs: ``https://host/a/b/`` + ``MC/x.root`` is kept at
+``DIR/host/a/b/MC/x.root``, so each remote base URL has a mirror directory in the
+server layout, and runs against different servers or releases never collide. Files are
+fetched before the graph is built (resumable, size- and checksum-verified, see
+``cluster.download``); a later run finds them current with one HEAD request each and
+reads no file body from the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from analysis.catalogue import Sample, is_remote, join
+
+from .download import RemoteFileMissing, fetch
+from .remote import DEFAULT_TIMEOUT_S, is_http
+
+log = logging.getLogger(__name__)
+
+
+def mirror_dir(cache_dir: Path, base_url: str) -> Path:
+    """The directory of ``cache_dir`` that mirrors the remote ``base_url``."""
+    parts = urlsplit(base_url)
+    host = parts.netloc.replace(":", "_")
+    path = posixpath.normpath("/" + unquote(parts.path)).strip("/")
+    if not host or host.startswith(".") or "/" in host:
+        raise ValueError(f"cannot cache {base_url!r}: no host name")
+    return cache_dir / host / path if path else cache_dir / host
+
+
+def cached_locations(
+    locations: Sequence[str],
+    samples: Sequence[Sample],
+    cache_dir: Path,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    show_progress: bool = False,
+) -> list[str]:
+    """Fetch the samples' remote files into the cache; the locations with each remote
+    http(s) base preceded by its mirror directory.
+
+    Search order is kept: a sample found in a local location before the first remote
+    one is not fetched. A file the server does not have (404) is not fetched and its URL
+    stays in the list, so the run reports it missing as without the cache. root:// bases
+    are read directly (not cached).
+    """
+    cache_dir = Path(cache_dir)
+    mirrors = {loc: mirror_dir(cache_dir, loc) for loc in locations if is_http(loc)}
+    for location in locations:
+        if is_remote(location) and not is_http(location):
+            log.warning("--cache: %s is read directly (only http(s) files are cached)", location)
+    for sample in samples:
+        for location in locations:
+            if not is_remote(location):
+                if os.path.isfile(join(location, sample.path)):
+                    break
+                continue
+            if location not in mirrors:
+                break
+            url = join(location, sample.path)
+            try:
+                got = fetch(
+                    url,
+                    mirrors[location] / sample.path,
+                    sha256=sample.sha256,
+                    timeout=timeout,
+                    show_progress=show_progress,
+                )
+            except RemoteFileMissing:
+                log.warning("--cache: %s is not on the server", url)
+                break
+            verb = "fetched" if got.transferred else "current"
+            log.info("cache %s: %s (%d bytes)", verb, got.path, got.size)
+            break
+    expanded: list[str] = []
+    for location in locations:
+        if location in mirrors:
+            expanded.append(str(mirrors[location]))
+        expanded.append(location)
+    return expanded

@@ -1,0 +1,97 @@
+"""``hzz download``: mirror a release's files into a local directory, verified."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter, names
+
+
+def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
+    from cluster.download import DEFAULT_RETRIES
+    from cluster.remote import DEFAULT_TIMEOUT_S
+
+    parser = subparsers.add_parser(
+        "download",
+        help="mirror a release's files into a directory (resumable, verified)",
+        description=(
+            "Download a release's files into --out in the server's layout, so that the "
+            "directory can be passed to 'hzz run --data'. Each file is written to NAME.part "
+            "and resumed from there (HTTP Range) after an interruption; it is kept only when "
+            "its size matches the server's and, where the catalogue knows it, its SHA-256. "
+            "Files already complete are not downloaded again."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--release", default="2020", help="release catalogue (2020, 2025)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="mirror directory")
+    parser.add_argument("--samples", type=names, metavar="A,B,…", help="only these samples")
+    parser.add_argument("--groups", type=names, metavar="A,B,…", help="only these groups")
+    parser.add_argument(
+        "--data",
+        metavar="BASE_URL",
+        help="http(s) base URL to download from (default: the release's HTTPS server)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="how long to wait for the server to connect or send data",
+    )
+    parser.add_argument(
+        "--retries",
+        metavar="N",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="resumes of a dropped transfer before giving up",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=download_command)
+
+
+def download_command(args: argparse.Namespace) -> int:
+    from analysis.catalogue import load_release
+    from cluster.download import download_release
+    from cluster.remote import RemoteAccessError, is_http
+
+    try:
+        release = load_release(args.release)
+        chosen = release.select(args.samples, args.groups)
+    except ValueError as err:
+        print(f"hzz download: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    base_url = args.data or release.default_location
+    if not is_http(base_url):
+        print(
+            f"hzz download: --data {base_url}: give an http:// or https:// base URL",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if not args.timeout > 0 or args.retries < 0:
+        print("hzz download: --timeout must be positive, --retries not negative", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out_dir = Path(args.out)
+    try:
+        fetched = download_release(
+            release,
+            chosen,
+            base_url,
+            out_dir,
+            timeout=args.timeout,
+            retries=args.retries,
+            show_progress=not args.no_progress,
+        )
+    except (RemoteAccessError, OSError) as err:
+        print(f"hzz download: {err}", file=sys.stderr)
+        print("hzz download: run the same command again to resume", file=sys.stderr)
+        return EXIT_FAILED
+    moved = sum(f.transferred for f in fetched)
+    current = sum(1 for f in fetched if f.transferred == 0)
+    print(
+        f"{len(fetched)} files in {out_dir} verified ({current} already complete), "
+        f"{moved} bytes downloaded"
+    )
+    return EXIT_OK

@@ -1,0 +1,209 @@
+"""Local HTTP servers for the data-access tests: a file server with Range support that
+counts what it serves, and a TCP server that accepts connections and never answers.
+
+Python's http.server ignores Range headers, so uproot (which reads byte ranges) and the
+resuming download could not be tested against it; this one implements single ranges.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class Traffic:
+    """What the server sent: body bytes per path, requests per (method, path), ranges."""
+
+    body_bytes: Counter[str] = field(default_factory=Counter)
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    ranges: list[tuple[str, str]] = field(default_factory=list)  # (path, Range header)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def total_bytes(self) -> int:
+        with self.lock:
+            return sum(self.body_bytes.values())
+
+    def gets(self) -> int:
+        with self.lock:
+            return sum(n for (method, _), n in self.requests.items() if method == "GET")
+
+    def reset(self) -> None:
+        with self.lock:
+            self.body_bytes.clear()
+            self.requests.clear()
+            self.ranges.clear()
+
+
+class RangeFileServer(ThreadingHTTPServer):
+    """Serves files under ``root`` with HEAD, GET and single-range GET (206)."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.root = root.resolve()
+        self.traffic = Traffic()
+        # path -> bytes after which the first GET of that path drops the connection
+        self.cut_first_get: dict[str, int] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RangeFileServer
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, delayed ACKs stall
+        # every small response by ~40 ms, and uproot sends hundreds of them.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet tests
+        pass
+
+    def _file(self) -> Path | None:
+        relative = unquote(urlsplit(self.path).path).lstrip("/")
+        candidate = (self.server.root / relative).resolve()
+        if self.server.root not in candidate.parents or not candidate.is_file():
+            return None
+        return candidate
+
+    def _count_request(self) -> str:
+        path = urlsplit(self.path).path
+        with self.server.traffic.lock:
+            self.server.traffic.requests[(self.command, path)] += 1
+        return path
+
+    def do_HEAD(self) -> None:
+        self._count_request()
+        target = self._file()
+        if target is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(target.stat().st_size))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        path = self._count_request()
+        target = self._file()
+        if target is None:
+            self.send_error(404)
+            return
+        size = target.stat().st_size
+        start, stop = 0, size
+        header = self.headers.get("Range")
+        match = _RANGE.match(header.strip()) if header else None
+        if header:
+            with self.server.traffic.lock:
+                self.server.traffic.ranges.append((path, header))
+        if match and (match.group(1) or match.group(2)):
+            first, last = match.group(1), match.group(2)
+            if first:
+                start = int(first)
+                stop = min(size, int(last) + 1) if last else size
+            else:  # suffix range: the last N bytes
+                start = max(0, size - int(last))
+            if start >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
+        else:  # no Range, or a multi-range request: the whole file is a valid answer
+            self.send_response(200)
+        self.send_header("Content-Length", str(stop - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        cut = self.server.cut_first_get.pop(path, None)
+        self._send_body(target, path, start, stop, cut)
+
+    def _send_body(self, target: Path, path: str, start: int, stop: int, cut: int | None) -> None:
+        sent = 0
+        with target.open("rb") as source:
+            source.seek(start)
+            while start + sent < stop:
+                want = min(_CHUNK, stop - start - sent)
+                if cut is not None:
+                    want = min(want, cut - sent)
+                    if want <= 0:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                data = source.read(want)
+                self.wfile.write(data)
+                sent += len(data)
+                with self.server.traffic.lock:
+                    self.server.traffic.body_bytes[path] += len(data)
+
+
+@contextmanager
+def serve_files(root: Path) -> Iterator[RangeFileServer]:
+    """A RangeFileServer on a free port of 127.0.0.1, stopped on exit."""
+    server = RangeFileServer(root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A TCP port that accepts connections and never answers: a remote URL that hangs.
+
+    Yields its ``http://127.0.0.1:PORT`` base URL.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(connection)  # keep it open, read nothing, say nothing
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in accepted:
+            connection.close()
+        listener.close()
+
+
+def file_size(path: Path) -> int:
+    return os.stat(path).st_size
