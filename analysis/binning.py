@@ -1,16 +1,34 @@
-"""The m4l histogram axis of the analysis: 80–250 GeV in 5 GeV bins."""
+"""The m4l histogram axis: 80–250 GeV, in the bins of the release (5 GeV in 2020)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import hist
 
-M4L_BINS = 34
-M4L_LOW_GEV = 80.0
-M4L_HIGH_GEV = 250.0
 M4L_NAME = "m4l"
 M4L_LABEL = "4-lepton invariant mass $m_{4l}$ [GeV]"
 
 
-def m4l_axis() -> hist.axis.Regular:
-    """A fresh m4l axis; every histogram of a run and of a document has this layout."""
-    return hist.axis.Regular(M4L_BINS, M4L_LOW_GEV, M4L_HIGH_GEV, name=M4L_NAME, label=M4L_LABEL)
+@dataclass(frozen=True)
+class Binning:
+    """A regular m4l binning in GeV."""
+
+    bins: int = 34
+    low: float = 80.0
+    high: float = 250.0
+
+    @property
+    def width(self) -> float:
+        return (self.high - self.low) / self.bins
+
+
+#: The 2020 notebook's binning; releases may set their own (2025: 68 bins of 2.5 GeV).
+DEFAULT_BINNING = Binning()
+
+
+def m4l_axis(binning: Binning = DEFAULT_BINNING) -> hist.axis.Regular:
+    """A fresh m4l axis; every histogram of a run and of its document has this layout."""
+    return hist.axis.Regular(
+        binning.bins, binning.low, binning.high, name=M4L_NAME, label=M4L_LABEL
+    )

@@ -13,6 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
+from .binning import DEFAULT_BINNING, Binning
+
 Role = Literal["data", "background", "signal"]
 
 
@@ -46,6 +48,25 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    """How a release is analysed: branch names, units, weights, extra cuts, binning, figure.
+
+    A release is a description that the same code runs, not a copy of the code.
+    """
+
+    lepton_branches: tuple[str, ...]  # pt, eta, phi, E, charge, type: the kernel's order
+    weight_branches: tuple[str, ...]  # per-event MC factors
+    units_per_gev: float = 1000.0  # 2020 files are in MeV, 2025 files in GeV
+    normalisation: Literal["metadata", "in_file"] = "metadata"
+    normalisation_branches: tuple[str, ...] = ()  # in_file: per-event xsec, filteff, kfac
+    sum_of_weights_branch: str | None = None  # in_file: per-event sum of weights
+    absolute_weights: bool = False  # 2025: |·| of every factor
+    preselection: str | None = None  # a name in analysis.selection.PRESELECTIONS
+    binning: Binning = DEFAULT_BINNING
+    y_headroom: float = 1.6  # the figure's y axis: this × the highest data bin
+
+
+@dataclass(frozen=True)
 class Release:
     """A published release: its luminosity, tree name, servers, groups and samples."""
 
@@ -55,6 +76,7 @@ class Release:
     base_urls: dict[str, str]
     groups: tuple[Group, ...]
     samples: dict[str, Sample]
+    analysis: AnalysisSettings
 
     @property
     def default_location(self) -> str:
@@ -89,6 +111,9 @@ class Release:
         return chosen
 
 
+RELEASES = ("2020", "2025")
+
+
 @cache
 def load_release(name: str = "2020") -> Release:
     """The catalogue of release ``name``, read from the package data."""
@@ -113,6 +138,19 @@ def load_release(name: str = "2020") -> Release:
         )
         for name, s in raw["samples"].items()
     }
+    settings = raw["analysis"]
+    analysis = AnalysisSettings(
+        lepton_branches=tuple(settings["lepton_branches"]),
+        weight_branches=tuple(settings["weight_branches"]),
+        units_per_gev=float(settings.get("units_per_gev", 1000.0)),
+        normalisation=settings.get("normalisation", "metadata"),
+        normalisation_branches=tuple(settings.get("normalisation_branches", ())),
+        sum_of_weights_branch=settings.get("sum_of_weights_branch"),
+        absolute_weights=bool(settings.get("absolute_weights", False)),
+        preselection=settings.get("preselection"),
+        binning=Binning(**settings.get("binning", {})),
+        y_headroom=float(settings.get("y_headroom", 1.6)),
+    )
     return Release(
         name=raw["release"],
         lumi_fb=float(raw["lumi_fb"]),
@@ -120,6 +158,7 @@ def load_release(name: str = "2020") -> Release:
         base_urls=dict(raw["base_urls"]),
         groups=groups,
         samples=samples,
+        analysis=analysis,
     )
 
 

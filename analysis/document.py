@@ -19,7 +19,8 @@ import numpy as np
 import uhi.schema
 from uhi.io.json import default as uhi_default
 
-from .binning import M4L_BINS, M4L_HIGH_GEV, M4L_LOW_GEV, m4l_axis
+from .binning import Binning, m4l_axis
+from .catalogue import RELEASES, load_release
 
 SCHEMA = "hzz.histograms/1"
 ROLES = ("data", "background", "signal")
@@ -99,9 +100,14 @@ class HistogramDocument:
         """UTF-8 JSON bytes: what is written to disk and published."""
         return json.dumps(self.to_dict(), indent=1).encode("utf-8")
 
+    @property
+    def binning(self) -> Binning:
+        """The m4l binning of the document's release."""
+        return load_release(self.release).analysis.binning
+
     def group_histogram(self, label: str) -> hist.Hist:
         """The sum of the histograms of the group's samples (empty if none ran)."""
-        total = hist.Hist(m4l_axis(), storage=hist.storage.Weight())
+        total = hist.Hist(m4l_axis(self.binning), storage=hist.storage.Weight())
         for s in self.samples.values():
             if s.group == label:
                 total += s.hist
@@ -124,7 +130,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _load_hist(raw: Any, where: str) -> hist.Hist:
+def _load_hist(raw: Any, where: str, binning: Binning) -> hist.Hist:
     _require(isinstance(raw, dict), where, "must be a UHI JSON histogram object")
     try:
         uhi.schema.validate_histogram(raw)
@@ -135,14 +141,14 @@ def _load_hist(raw: Any, where: str) -> hist.Hist:
     axis = axes[0]
     layout_ok = (
         axis.get("type") == "regular"
-        and axis.get("bins") == M4L_BINS
-        and axis.get("lower") == M4L_LOW_GEV
-        and axis.get("upper") == M4L_HIGH_GEV
+        and axis.get("bins") == binning.bins
+        and axis.get("lower") == binning.low
+        and axis.get("upper") == binning.high
     )
     _require(
         layout_ok,
         where,
-        f"axis must be regular, {M4L_BINS} bins from {M4L_LOW_GEV:g} to {M4L_HIGH_GEV:g} GeV",
+        f"axis must be regular, {binning.bins} bins from {binning.low:g} to {binning.high:g} GeV",
     )
     _require(raw["storage"].get("type") == "weighted", where, "storage must be 'weighted'")
     storage = {
@@ -166,7 +172,12 @@ def from_dict(raw: Any) -> HistogramDocument:
         "schema",
         f"expected {SCHEMA!r}, got {raw.get('schema')!r}",
     )
-    _require(isinstance(raw.get("release"), str), "release", "must be a string")
+    _require(
+        raw.get("release") in RELEASES,
+        "release",
+        f"must be one of {', '.join(RELEASES)}, got {raw.get('release')!r}",
+    )
+    binning = load_release(raw["release"]).analysis.binning
     _require(_is_number(raw.get("lumi_fb")), "lumi_fb", "must be a number")
     try:
         created = datetime.fromisoformat(str(raw.get("created")))
@@ -209,7 +220,7 @@ def from_dict(raw: Any) -> HistogramDocument:
             n_in=s["n_in"],
             n_out=s["n_out"],
             sumw=float(s["sumw"]),
-            hist=_load_hist(s.get("hist"), f"{where}.hist"),
+            hist=_load_hist(s.get("hist"), f"{where}.hist", binning),
         )
 
     lists: dict[str, list[str]] = {}

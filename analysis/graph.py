@@ -26,11 +26,11 @@ import numpy as np
 import uproot
 
 from .binning import m4l_axis
-from .catalogue import Release, Sample, locate
+from .catalogue import Release, Sample, load_release, locate
 from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .files import FileInfo, inspect_file
-from .selection import KERNEL_OUTPUT, LEPTON_BRANCHES, select_four_leptons
-from .weights import WEIGHT_BRANCHES, event_weight
+from .selection import KERNEL_OUTPUT, MASK_OUTPUT, PRESELECTIONS, select_four_leptons
+from .weights import event_weight, weight_branches
 
 #: Entries per partition when none is given: a few partitions for the largest 2020
 #: sample (llll, 554279 entries), one for each small one.
@@ -55,9 +55,14 @@ class EventsLostError(RuntimeError):
     """Fewer events were read than the files hold: a partition was lost."""
 
 
-def branches_for(sample: Sample) -> tuple[str, ...]:
-    """The branches a sample needs: leptons, plus the weight branches for simulation."""
-    return LEPTON_BRANCHES if sample.is_data else LEPTON_BRANCHES + WEIGHT_BRANCHES
+def branches_for(sample: Sample, release: Release | None = None) -> tuple[str, ...]:
+    """The branches a sample needs: leptons and preselection, plus weights for simulation."""
+    release = release or load_release("2020")
+    settings = release.analysis
+    branches = settings.lepton_branches
+    if settings.preselection:
+        branches += tuple(b for b in PRESELECTIONS[settings.preselection][0] if b not in branches)
+    return branches if sample.is_data else branches + weight_branches(release)
 
 
 def partition_steps(entries: int, step_size: int) -> list[list[int]]:
@@ -147,8 +152,8 @@ def _unrepr(text: str) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
 
 
-def _empty_outputs() -> tuple[Any, Any, Any, Any]:
-    histogram = hist.Hist(m4l_axis(), storage=hist.storage.Weight())
+def _empty_outputs(release: Release) -> tuple[Any, Any, Any, Any]:
+    histogram = hist.Hist(m4l_axis(release.analysis.binning), storage=hist.storage.Weight())
     return tuple(dask.delayed(value) for value in (0, 0, 0.0, histogram))  # type: ignore[return-value]
 
 
@@ -170,30 +175,40 @@ def sample_graph(
         location: {"object_path": release.tree, "steps": s} for location, s in steps.items() if s
     }
     if not layout:  # only empty files: nothing to read
-        return SampleGraph(sample, list(files), *_empty_outputs())
+        return SampleGraph(sample, list(files), *_empty_outputs(release))
+    settings = release.analysis
     events, report = uproot.dask(
         layout,
-        filter_name=list(branches_for(sample)),
+        filter_name=list(branches_for(sample, release)),
         open_files=False,
         allow_read_errors_with_report=(Exception,),
         **dict(options or {}),
     )
     selected = dak.map_partitions(
         select_four_leptons,
-        *(events[branch] for branch in LEPTON_BRANCHES),
+        *(events[branch] for branch in settings.lepton_branches),
+        units_per_gev=settings.units_per_gev,
         label="select-four-leptons",
         meta=ak.Array(KERNEL_OUTPUT.layout.to_typetracer(forget_length=True)),
     )
     passed = selected.passed
+    if settings.preselection:
+        branches, preselect = PRESELECTIONS[settings.preselection]
+        passed = passed & dak.map_partitions(
+            preselect,
+            *(events[branch] for branch in branches),
+            label=settings.preselection.replace("_", "-"),
+            meta=ak.Array(MASK_OUTPUT.layout.to_typetracer(forget_length=True)),
+        )
     mass = selected.m4l[passed]
-    histogram = hist.dask.Hist(m4l_axis(), storage=hist.storage.Weight())
+    histogram = hist.dask.Hist(m4l_axis(settings.binning), storage=hist.storage.Weight())
     n_in = dak.num(passed, axis=0)
     n_out = dak.sum(passed)
     if sample.is_data:
         histogram.fill(mass)
         sumw = n_out
     else:
-        weight = dak.values_astype(event_weight(events, sample, release.lumi_fb), np.float64)
+        weight = dak.values_astype(event_weight(events, sample, release), np.float64)
         weight = weight[passed]
         histogram.fill(mass, weight=weight)
         sumw = dak.sum(weight)
@@ -239,7 +254,8 @@ def build_graph(
                 sample.name, sample.path, missing=True, error=f"not found in {searched}"
             )
         else:
-            info = inspect_file(sample.name, location, release.tree, branches_for(sample), options)
+            branches = branches_for(sample, release)
+            info = inspect_file(sample.name, location, release.tree, branches, options)
         if info.missing:
             if not allow_missing:
                 raise MissingFileError(sample.name, info.location, info.error or "not found")

@@ -19,12 +19,24 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import AutoMinorLocator
 
-from .binning import M4L_HIGH_GEV, M4L_LOW_GEV, m4l_axis
+from .binning import m4l_axis
+from .catalogue import load_release
 from .document import HistogramDocument
 
 X_LABEL = r"4-lepton invariant mass $\mathrm{m_{4l}}$ [GeV]"
-Y_LABEL = "Events / 5 GeV"
-Y_HEADROOM = 1.6  # y axis up to 1.6 × the highest data bin, as in the notebook
+
+
+def _summarise(document: HistogramDocument, names: list[str], most: int = 5) -> str:
+    """A few sample names, or their counts per group when there are many."""
+    if len(names) <= most:
+        return ", ".join(names)
+    release = load_release(document.release)
+    counts: dict[str, int] = {}
+    for name in names:
+        sample = release.samples.get(name)
+        key = release.group(sample.group).label if sample else "other"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} × {label}" for label, n in counts.items())
 
 
 def _footnote(document: HistogramDocument) -> str:
@@ -32,7 +44,7 @@ def _footnote(document: HistogramDocument) -> str:
     if document.generated:
         notes.append("simulated stand-ins: " + ", ".join(document.generated))
     if document.missing:
-        notes.append("missing (not drawn): " + ", ".join(document.missing))
+        notes.append("missing (not drawn): " + _summarise(document, document.missing))
     if document.skipped:
         bad = sorted({f.sample for f in document.skipped})
         notes.append("bad files skipped, samples incomplete: " + ", ".join(bad))
@@ -41,7 +53,9 @@ def _footnote(document: HistogramDocument) -> str:
 
 def draw(document: HistogramDocument) -> Figure:
     """The figure of the spec: stacked MC, signal on top, data points, background band."""
-    axis = m4l_axis()
+    binning = document.binning
+    axis = m4l_axis(binning)
+    headroom = load_release(document.release).analysis.y_headroom  # 1.6 (2020), 2 (2025)
     edges = axis.edges
     centres = axis.centers
     width = axis.widths
@@ -99,17 +113,17 @@ def draw(document: HistogramDocument) -> Figure:
             label=group.label,
         )
 
-    ax.set_xlim(M4L_LOW_GEV, M4L_HIGH_GEV)
-    top = Y_HEADROOM * data_max
+    ax.set_xlim(binning.low, binning.high)
+    top = headroom * data_max
     if top <= 0:  # no data ran: scale to the stack instead
         stack_max = float(sum(h.values() for h in stacked).max()) if stacked else 1.0
-        top = Y_HEADROOM * max(stack_max, 1.0)
+        top = headroom * max(stack_max, 1.0)
     ax.set_ylim(0, top)
     ax.xaxis.set_minor_locator(AutoMinorLocator())
     ax.yaxis.set_minor_locator(AutoMinorLocator())
     ax.tick_params(which="both", direction="in", top=True, right=True)
     ax.set_xlabel(X_LABEL, fontsize=13, x=1, horizontalalignment="right")
-    ax.set_ylabel(Y_LABEL, y=1, horizontalalignment="right")
+    ax.set_ylabel(f"Events / {binning.width:g} GeV", y=1, horizontalalignment="right")
 
     ax.text(0.05, 0.93, "ATLAS Open Data", transform=ax.transAxes, fontsize=13)
     ax.text(0.05, 0.88, "for education", transform=ax.transAxes, style="italic", fontsize=8)

@@ -17,8 +17,8 @@ import awkward as ak
 import numpy as np
 import vector
 
-#: The notebook converts with ``.M * MeV`` where ``MeV = 0.001``: a float32 product.
-GEV_PER_MEV = np.float32(0.001)
+ELECTRON = 11
+MUON = 13
 
 #: Sums of lep_type over the first four leptons accepted by the notebook
 #: (11 = electron, 13 = muon): eeee = 44, eeμμ = 48, μμμμ = 52.
@@ -83,12 +83,19 @@ def passes_cuts(charge: Any, lepton_type: Any) -> np.ndarray:
 
 
 def select_four_leptons(
-    pt: Any, eta: Any, phi: Any, energy: Any, charge: Any, lepton_type: Any
+    pt: Any,
+    eta: Any,
+    phi: Any,
+    energy: Any,
+    charge: Any,
+    lepton_type: Any,
+    units_per_gev: float = 1000.0,
 ) -> ak.Array:
     """Per event: ``passed`` (the notebook's cuts) and ``m4l`` [GeV] of the first four leptons.
 
     Cuts: charges sum to zero; lepton types sum to 44, 48 or 52. These sum-based cuts
-    are the notebook's proxies (e+e+μ-μ- passes); kept as they are.
+    are the notebook's proxies (e+e+μ-μ- passes); kept as they are. ``units_per_gev``
+    is 1000 for files in MeV (2020; the notebook multiplies by 0.001) and 1 for GeV (2025).
     """
     if ak.backend(pt) == "typetracer":  # dask-awkward tracing: all inputs are read
         for column in (pt, eta, phi, energy, charge, lepton_type):
@@ -104,7 +111,9 @@ def select_four_leptons(
         vector.array({"pt": pt4[k], "eta": eta4[k], "phi": phi4[k], "E": e4[k]}) for k in range(4)
     ]
     total = leptons[0] + leptons[1] + leptons[2] + leptons[3]
-    m4l = np.asarray(total.mass, dtype=np.float32) * GEV_PER_MEV
+    m4l = np.asarray(total.mass, dtype=np.float32)
+    if units_per_gev != 1.0:
+        m4l = m4l * np.float32(1.0 / units_per_gev)
     m4l[~complete] = np.nan
     return ak.Array({"passed": passed, "m4l": m4l})
 
@@ -121,3 +130,68 @@ def four_lepton_mass(events: Any) -> np.ndarray:
 
 def _kernel_on(events: Any) -> ak.Array:
     return select_four_leptons(*(events[branch] for branch in LEPTON_BRANCHES))
+
+
+#: What a preselection returns per event.
+MASK_OUTPUT = ak.Array(np.zeros(0, dtype=bool))
+
+
+def _typetracer_mask(*columns: Any) -> ak.Array | None:
+    if ak.backend(columns[0]) != "typetracer":
+        return None
+    for column in columns:
+        ak.typetracer.touch_data(column)
+    return ak.Array(MASK_OUTPUT.layout.to_typetracer(forget_length=True))
+
+
+def trigger_pt_id_iso_2025(
+    trig_e: Any,
+    trig_m: Any,
+    trig_matched: Any,
+    pt: Any,
+    lepton_type: Any,
+    loose_id: Any,
+    loose_iso: Any,
+    medium_id: Any,
+) -> Any:
+    """The 2025 notebook's cuts before the sum-based ones (pt in GeV).
+
+    An electron or muon trigger fired; at least one lepton is trigger-matched;
+    lep_pt[0] > 20, lep_pt[1] > 15, lep_pt[2] > 10 GeV; each of the four leptons passes
+    its identification and isolation (electrons loose ID and loose isolation, muons
+    medium ID and loose isolation).
+    """
+    traced = _typetracer_mask(
+        trig_e, trig_m, trig_matched, pt, lepton_type, loose_id, loose_iso, medium_id
+    )
+    if traced is not None:
+        return traced
+    trigger = np.asarray(trig_e, dtype=bool) | np.asarray(trig_m, dtype=bool)
+    matched = np.asarray(ak.any(trig_matched, axis=1), dtype=bool)
+    (pt4, type4, lid4, liso4, mid4), complete = _first_four(
+        (pt, lepton_type, loose_id, loose_iso, medium_id)
+    )
+    mask = trigger & matched & complete & (pt4[0] > 20) & (pt4[1] > 15) & (pt4[2] > 10)
+    for k in range(4):
+        electron_ok = (type4[k] == ELECTRON) & lid4[k] & liso4[k]
+        muon_ok = (type4[k] == MUON) & mid4[k] & liso4[k]
+        mask &= electron_ok | muon_ok
+    return ak.Array(mask)
+
+
+#: Preselections a release may name: the branches they read, in argument order.
+PRESELECTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "trigger_pt_id_iso_2025": (
+        (
+            "trigE",
+            "trigM",
+            "lep_isTrigMatched",
+            "lep_pt",
+            "lep_type",
+            "lep_isLooseID",
+            "lep_isLooseIso",
+            "lep_isMediumID",
+        ),
+        trigger_pt_id_iso_2025,
+    ),
+}

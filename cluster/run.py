@@ -53,6 +53,7 @@ def inspect_on_cluster(
     release: Release,
     located: Sequence[tuple[Sample, str]],
     options: Mapping[str, Any],
+    worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
 ) -> list[FileInfo]:
     """Open every input file's header on the workers, in parallel (entries, branches, mark)."""
     futures = client.map(
@@ -60,11 +61,16 @@ def inspect_on_cluster(
         [sample.name for sample, _ in located],
         [location for _, location in located],
         [release.tree] * len(located),
-        [branches_for(sample) for sample, _ in located],
+        [branches_for(sample, release) for sample, _ in located],
         options=dict(options),
         pure=False,
     )
-    return list(client.gather(futures))
+    with WorkerWatchdog(client, futures, worker_timeout_s) as watchdog:
+        try:
+            return list(client.gather(futures))
+        except Exception:
+            watchdog.raise_if_tripped()
+            raise
 
 
 def compute_document(client: Client, release: Release, options: RunOptions) -> HistogramDocument:
@@ -95,7 +101,8 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
     wait_for_a_worker(client, options.worker_timeout_s)
     files: dict[str, list[FileInfo]] = {}
     skipped: list[SkippedFile] = []
-    for info in inspect_on_cluster(client, release, located, read_options):
+    inspected = inspect_on_cluster(client, release, located, read_options, options.worker_timeout_s)
+    for info in inspected:
         if info.missing and options.allow_missing:
             missing.append(info.sample)
         elif info.missing:
@@ -106,8 +113,12 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
             raise SampleFileError(info.sample, info.location, info.error)
         else:
             files.setdefault(info.sample, []).append(info)
-    for name in missing:
-        log.warning("sample %s: file not found; going on without it (--allow-missing)", name)
+    if missing:
+        log.warning(
+            "%d sample(s) without a file, going on without them (--allow-missing): %s",
+            len(missing),
+            ", ".join(missing),
+        )
     if not files:
         raise SampleFileError("(all)", ", ".join(options.locations), "no readable sample file")
 

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
+import awkward as ak
+import pytest
 import uproot
 
 from analysis.catalogue import load_release, locate
+from analysis.document import from_json
+from analysis.graph import branches_for
+from analysis.plot import draw
+from analysis.selection import PRESELECTIONS, trigger_pt_id_iso_2025
+from analysis.weights import event_weight
 
 from .conftest import MIRROR_2020, SHARED_DATA
+from .test_cli import hzz
 
 MIRROR_2025 = SHARED_DATA / "atlas-opendata-2025" / "exactly4lep"
 
@@ -96,3 +105,83 @@ def test_the_2020_catalogue_checksums_match_the_shared_files() -> None:
     for sample in known.values():
         digest = hashlib.sha256((MIRROR_2020 / sample.path).read_bytes()).hexdigest()
         assert digest == sample.sha256, sample.name
+
+
+def test_hzz_run_release_2025_gives_the_published_count_and_the_2025_figure(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "plots"
+    result = hzz(
+        "run", "--release", "2025", "--data", str(MIRROR_2025), "--allow-missing",
+        "--out", str(out), "--workers", "1", "--dashboard", ":0", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (doc_path,) = out.glob("*.json")
+    document = from_json(doc_path.read_bytes())
+    assert (document.release, document.lumi_fb) == ("2025", 36.6)
+    sample = document.samples["data15_periodD"]
+    assert (sample.n_in, sample.n_out) == PUBLISHED_COUNTS_2025["data15_periodD"]
+    assert sample.hist.axes[0].size == 68 and sample.hist.axes[0].widths[0] == 2.5
+    sample.hist.fill([124.0, 124.5, 126.0])  # both real events lie outside 80–250 GeV
+    figure = draw(document)
+    ax = figure.axes[0]
+    assert ax.get_ylabel() == "Events / 2.5 GeV"
+    assert ax.get_ylim()[1] == 2.0 * 2  # the 2025 notebook's y range: 2 × highest data bin
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "36.6" in texts and "ATLAS Open Data" in texts
+    assert len(list(out.glob("*.png"))) == 1
+
+
+def test_the_2025_selection_reads_its_own_branches() -> None:
+    release = load_release("2025")
+    data = branches_for(release.samples["data15_periodD"], release)
+    assert {"lep_e", "trigE", "trigM", "lep_isTrigMatched", "lep_isMediumID"} <= set(data)
+    assert not {"mcWeight", "xsec", "sum_of_weights"} & set(data)
+    mc = branches_for(release.samples["Sh_2212_llll"], release)
+    assert {"mcWeight", "xsec", "filteff", "kfac", "sum_of_weights", "ScaleFactor_PILEUP"} <= set(
+        mc
+    )
+
+
+def test_2025_weights_take_the_absolute_value_of_every_factor() -> None:
+    release = load_release("2025")
+    events = ak.Array(
+        {
+            "sum_of_weights": [2.0e6],
+            "xsec": [-0.5],
+            "filteff": [0.8],
+            "kfac": [-1.1],
+            "mcWeight": [-3.0],
+            "ScaleFactor_PILEUP": [0.9],
+            "ScaleFactor_ELE": [-1.0],
+            "ScaleFactor_MUON": [1.05],
+            "ScaleFactor_LepTRIGGER": [0.97],
+        }
+    )
+    expected = 36.6 * 1000 / 2.0e6 * 0.5 * 0.8 * 1.1 * 3.0 * 0.9 * 1.0 * 1.05 * 0.97
+    weight = event_weight(events, release.samples["Sh_2212_llll"], release)
+    assert float(weight[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_2025_preselection_on_hand_made_events() -> None:
+    def event(**change: object) -> dict[str, object]:
+        base: dict[str, object] = {
+            "trigE": True, "trigM": False, "lep_isTrigMatched": [True, False, False, False],
+            "lep_pt": [40.0, 30.0, 15.0, 8.0], "lep_type": [11, 11, 13, 13],
+            "lep_isLooseID": [True, True, False, False], "lep_isLooseIso": [True] * 4,
+            "lep_isMediumID": [False, False, True, True],
+        }  # fmt: skip
+        return {**base, **change}
+
+    events = ak.Array(
+        [
+            event(),  # passes
+            event(trigE=False),  # no trigger
+            event(lep_isTrigMatched=[False] * 4),  # not matched
+            event(lep_pt=[40.0, 30.0, 9.0, 8.0]),  # third lepton below 10 GeV
+            event(lep_isMediumID=[False, False, True, False]),  # a muon fails its ID
+            event(lep_isLooseIso=[True, True, True, False]),  # a muon fails isolation
+        ]
+    )
+    mask = trigger_pt_id_iso_2025(*(events[b] for b in PRESELECTIONS["trigger_pt_id_iso_2025"][0]))
+    assert ak.to_list(mask) == [True, False, False, False, False, False]

@@ -20,7 +20,7 @@ from .common import (
 
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
-    from analysis.catalogue import load_release
+    from analysis.catalogue import RELEASES, load_release
     from analysis.graph import DEFAULT_STEP_SIZE
 
     release = load_release("2020")
@@ -29,7 +29,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="compute the analysis on Dask and write the figure and histogram document",
         description=(
-            "Compute the 2020 ATLAS Open Data H→ZZ*→4ℓ analysis on a Dask cluster and write "
+            "Compute the ATLAS Open Data H→ZZ*→4ℓ analysis (release 2020 or 2025) on a Dask "
+            "cluster and write "
             "plot_dd_mm_yy-HH-MM.png (UTC time) and the histogram document "
             "plot_dd_mm_yy-HH-MM.json side by side in --out. An existing file is never "
             "overwritten: a second result in the same minute gets a _2, _3, … suffix. "
@@ -38,13 +39,21 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
+        "--release",
+        choices=RELEASES,
+        default="2020",
+        help="2020: 13 TeV, 10 fb⁻¹, skim 4lep (MeV), the notebook of the spec; 2025: "
+        "2015+2016 data, 36.6 fb⁻¹, skim exactly4lep (GeV), flat file layout",
+    )
+    parser.add_argument(
         "--data",
         metavar="LOCATION",
         action="append",
         help=(
-            "base URL (https://, root://) or local directory with the server's Data/ and MC/ "
-            "layout; repeat to search several locations in order "
-            f"(env HZZ_DATA, several separated by ','; default: {release.default_location})"
+            "base URL (https://, root://) or local directory laid out like the server (2020: "
+            "Data/ and MC/; 2025: flat); repeat to search several locations in order (env "
+            f"HZZ_DATA, several separated by ','; default: the release's HTTPS server, for 2020 "
+            f"{release.default_location})"
         ),
     )
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="output directory")
@@ -72,7 +81,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--samples",
         type=names,
         metavar="A,B,…",
-        help=f"only these samples ({', '.join(release.samples)})",
+        help=f"only these samples (2020: {', '.join(release.samples)}; 2025: see README)",
     )
     parser.add_argument(
         "--groups", type=names, metavar="A,B,…", help=f"only these groups ({groups})"
@@ -139,7 +148,7 @@ def run_command(args: argparse.Namespace) -> int:
     from cluster.report import yields_table
     from cluster.run import RunOptions, compute_document, write_outputs
 
-    release = load_release("2020")
+    release = load_release(args.release)
     locations = _locations(args, release.default_location)
     for location in locations:
         if not is_remote(location) and not Path(location).is_dir():
