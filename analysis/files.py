@@ -29,6 +29,9 @@ class FileInfo:
     generated: bool = False  # a simulated stand-in (marked inside the file)
     missing: bool = False  # the file does not exist at that location
     error: str | None = None  # why the file cannot be used, if it cannot
+    #: Entries at which every needed branch starts a new basket (0 … entries): where
+    #: partitions can be cut without reading and decompressing a basket twice.
+    boundaries: tuple[int, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -57,8 +60,11 @@ def inspect_file(
                     sample, location, error=f"tree {tree!r} lacks branch(es) {', '.join(absent)}"
                 )
             entries = int(events.num_entries)
+            boundaries = tuple(int(b) for b in events.common_entry_offsets(filter_name=branches))
             generated = read_mark(file) is not None
-        return FileInfo(sample, location, entries=entries, generated=generated)
+        return FileInfo(
+            sample, location, entries=entries, generated=generated, boundaries=boundaries
+        )
     except FileNotFoundError:
         return FileInfo(sample, location, missing=True, error="file not found")
     except Exception as err:  # uproot raises many types for bad files; keep the cause

@@ -65,13 +65,30 @@ def branches_for(sample: Sample, release: Release | None = None) -> tuple[str, .
     return branches if sample.is_data else branches + weight_branches(release)
 
 
-def partition_steps(entries: int, step_size: int) -> list[list[int]]:
-    """``[[start, stop], …]`` covering ``entries`` in near-equal steps of at most ``step_size``."""
+def partition_steps(
+    entries: int, step_size: int, boundaries: Sequence[int] = ()
+) -> list[list[int]]:
+    """``[[start, stop], …]`` covering ``entries``, each at most ``step_size`` long.
+
+    Cuts fall on basket boundaries (``boundaries``: entries where every needed branch
+    starts a new basket) wherever possible, so no basket is read and decompressed by
+    two partitions; only a basket cluster longer than ``step_size`` is cut inside, into
+    near-equal pieces.
+    """
     if entries <= 0:
         return []
-    count = math.ceil(entries / step_size)
-    bounds = np.linspace(0, entries, count + 1).round().astype(int).tolist()
-    return [[a, b] for a, b in itertools.pairwise(bounds)]
+    edges = sorted({0, entries, *(b for b in boundaries if 0 < b < entries)})
+    cuts = [0]
+    for previous, edge in itertools.pairwise(edges):
+        if edge - cuts[-1] > step_size and previous > cuts[-1]:
+            cuts.append(previous)  # close the partition at the last basket boundary
+        if edge - cuts[-1] > step_size and previous == cuts[-1]:
+            # one basket cluster longer than a step: cut it into near-equal pieces
+            pieces = math.ceil((edge - previous) / step_size)
+            inner = np.linspace(previous, edge, pieces + 1).round().astype(int).tolist()
+            cuts.extend(inner[1:-1])
+    cuts.append(entries)
+    return [[a, b] for a, b in itertools.pairwise(cuts)]
 
 
 @dataclass
@@ -170,7 +187,7 @@ def sample_graph(
     columns into two flat columns, ``passed`` and ``m4l``; everything after it masks
     flat columns, never whole records.
     """
-    steps = {f.location: partition_steps(f.entries, step_size) for f in files}
+    steps = {f.location: partition_steps(f.entries, step_size, f.boundaries) for f in files}
     layout = {
         location: {"object_path": release.tree, "steps": s} for location, s in steps.items() if s
     }

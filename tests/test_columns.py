@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import dask_awkward as dak
+import pytest
 
 from analysis.catalogue import load_release
-from analysis.graph import build_graph
+from analysis.graph import build_graph, partition_steps
 
 SPEC_BRANCHES = {
     "lep_pt",
@@ -40,3 +41,25 @@ def test_the_files_have_many_more_branches(mirror: Path) -> None:
 
     with uproot.open(mirror / "MC" / "mc_361106.Zee.4lep.root") as f:
         assert len(f["mini"].keys()) == 81
+
+
+@pytest.mark.parametrize(
+    ("entries", "step", "boundaries", "expected"),
+    [
+        # baskets of 200k: partitions are whole baskets
+        (500_000, 200_000, [0, 200_000, 400_000, 500_000], [0, 200_000, 400_000, 500_000]),
+        # two baskets per partition where they fit
+        (554_279, 200_000, [0, 100_000, 200_000, 300_000, 400_000, 500_000, 554_279],
+         [0, 200_000, 400_000, 554_279]),
+        # one basket holding the whole small file: cut evenly when asked for small steps
+        (898, 300, [0, 898], [0, 299, 599, 898]),
+        # a long basket cluster after a short one
+        (1000, 100, [0, 10, 1000], [0, 10, 109, 208, 307, 406, 505, 604, 703, 802, 901, 1000]),
+    ],
+)  # fmt: skip
+def test_partitions_are_cut_at_basket_boundaries(
+    entries: int, step: int, boundaries: list[int], expected: list[int]
+) -> None:
+    steps = partition_steps(entries, step, boundaries)
+    assert [a for a, _ in steps] + [steps[-1][1]] == expected
+    assert all(b - a <= step for a, b in steps)

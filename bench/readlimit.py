@@ -1,0 +1,86 @@
+"""Baseline (b), the read limit: read and decompress the needed branches, compute nothing.
+
+Partition by partition with the pipeline's entry ranges (``partition_steps``: near-equal
+steps of at most ``step_size`` per file), into awkward arrays as the pipeline's tasks
+get them from uproot. No analysis can go faster on one core than this.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import uproot
+
+from analysis.graph import partition_steps
+
+#: The 11 branches of the spec for simulation (6 lepton + 5 weight).
+MC_BRANCHES = (
+    "lep_pt",
+    "lep_eta",
+    "lep_phi",
+    "lep_E",
+    "lep_charge",
+    "lep_type",
+    "mcWeight",
+    "scaleFactor_PILEUP",
+    "scaleFactor_ELE",
+    "scaleFactor_MUON",
+    "scaleFactor_LepTRIGGER",
+)
+
+
+@dataclass
+class ReadResult:
+    """What was read: events, partitions and bytes (uproot's own request counter)."""
+
+    events: int = 0
+    partitions: int = 0
+    requested_bytes: int = 0
+    branch_compressed_bytes: int = 0  # the 11 branches' baskets as stored in the files
+    branch_uncompressed_bytes: int = 0
+
+
+def basket_aligned_steps(offsets: list[int], step_size: int) -> list[list[int]]:
+    """Whole baskets per partition (as many as fit in ``step_size``, at least one)."""
+    steps: list[list[int]] = []
+    start = offsets[0]
+    for previous, boundary in itertools.pairwise(offsets):
+        if boundary - start > step_size and previous > start:
+            steps.append([start, previous])
+            start = previous
+    if offsets[-1] > start:
+        steps.append([start, offsets[-1]])
+    return steps
+
+
+def read_only(
+    paths: Iterable[str], step_size: int, branches=MC_BRANCHES, aligned: bool = False
+) -> ReadResult:
+    """Read every partition of every file; keep nothing.
+
+    ``aligned``: partitions end on basket boundaries, so no basket is read twice; else
+    the pipeline's ``partition_steps``, whose boundaries may cut baskets (a cut basket is
+    read and decompressed by both partitions).
+    """
+    result = ReadResult()
+    for path in paths:
+        with uproot.open(path) as file:
+            tree = file["mini"]
+            entries = tree.num_entries
+            if aligned:
+                offsets = [int(o) for o in tree.common_entry_offsets(filter_name=list(branches))]
+                steps = basket_aligned_steps(offsets, step_size)
+            else:
+                steps = partition_steps(entries, step_size)
+            for start, stop in steps:
+                arrays = tree.arrays(list(branches), entry_start=start, entry_stop=stop)
+                result.events += len(arrays)
+                result.partitions += 1
+                del arrays
+            result.requested_bytes += file.file.source.num_requested_bytes
+            for name in branches:
+                result.branch_compressed_bytes += tree[name].compressed_bytes
+                result.branch_uncompressed_bytes += tree[name].uncompressed_bytes
+    return result

@@ -1,0 +1,376 @@
+"""From raw measurements to the figures, the targets of issue 7 and a markdown table.
+
+A measurement that failed leaves its figures out (None) and its targets "not measured";
+everything else is still reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .probes import summary
+
+GB = 1e9
+MB = 1e6
+
+#: Targets of issue 7.
+TARGET_1W_OVER_READ = 0.85
+TARGET_2W_OVER_1W = 1.7
+TARGET_2W_OVER_NOTEBOOK = 2.0
+TARGET_GRAPH_BUILD_S = 10.0
+TARGET_GRAPH_BUILD_FILES = 1000
+TARGET_WORKER_RSS_BYTES = 1.5 * GB
+TARGET_REAL_SET_MARGIN_S = 2.0
+
+#: Throughput measurements: raw key, label of the table.
+THROUGHPUTS = (
+    ("read_limit", "read limit (1 process, read + decompress only)"),
+    ("read_limit_aligned", "read limit, partitions on basket boundaries"),
+    ("notebook", "notebook algorithm (1 process, uproot.iterate)"),
+    ("pipeline_1w", "pipeline, 1 worker (compute phase)"),
+    ("pipeline_2w", "pipeline, 2 workers (compute phase)"),
+)
+
+
+def guarded(build: Callable[[], Any]) -> Any:
+    """The figure, or None when the measurements it needs are missing."""
+    try:
+        return build()
+    except (KeyError, IndexError, ValueError, ZeroDivisionError, TypeError):
+        return None
+
+
+def warm_computes(runs: list[dict[str, Any]]) -> list[float]:
+    """Compute times on workers that computed once already (imports done, like baselines)."""
+    warm = [s for run in runs for s in run["compute_s"][1:]]
+    return warm or [s for run in runs for s in run["compute_s"]]
+
+
+def agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same events in and passing, same weighted sum to 1e-6 relative."""
+    return (a["n_in"], a["n_out"]) == (b["n_in"], b["n_out"]) and math.isclose(
+        a["sumw"], b["sumw"], rel_tol=1e-6
+    )
+
+
+def _times(raw: dict[str, Any], key: str) -> list[float]:
+    runs = raw.get(key, [])
+    return warm_computes(runs) if key.startswith("pipeline") else [r["seconds"] for r in runs]
+
+
+def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
+    """Every derived number: throughputs, ratios, memory, bytes, graph building, real set."""
+    events = raw["input"]["events"]
+    seconds = {key: guarded(lambda k=key: summary(_times(raw, k))) for key, _ in THROUGHPUTS}
+    seconds = {k: (v if v and v["n"] else None) for k, v in seconds.items()}
+    rates = {
+        key: guarded(lambda s=s: {"best": events / s["min"], "median": events / s["median"]})
+        for key, s in seconds.items()
+    }
+
+    def ratio(a: str, b: str) -> float | None:
+        return guarded(lambda: rates[a]["best"] / rates[b]["best"])
+
+    pipeline_runs = raw.get("pipeline_1w", []) + raw.get("pipeline_2w", [])
+    graph = raw.get("graph_build", [])
+    phases = raw.get("real_phases", [])
+
+    def per_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+        return guarded(lambda: summary([r[key] for r in runs]) if runs else None)
+
+    return {
+        "seconds": seconds,
+        "events_per_s": rates,
+        "ratios": {
+            "1w_over_read_limit": ratio("pipeline_1w", "read_limit"),
+            "1w_over_aligned_read_limit": ratio("pipeline_1w", "read_limit_aligned"),
+            "2w_over_1w": ratio("pipeline_2w", "pipeline_1w"),
+            "2w_over_notebook": ratio("pipeline_2w", "notebook"),
+            "1w_over_notebook": ratio("pipeline_1w", "notebook"),
+            "notebook_over_read_limit": ratio("notebook", "read_limit"),
+        },
+        "pipeline_phases": {
+            "first_compute_1w": guarded(
+                lambda: summary([r["compute_s"][0] for r in raw["pipeline_1w"]])
+            ),
+            "first_compute_2w": guarded(
+                lambda: summary([r["compute_s"][0] for r in raw["pipeline_2w"]])
+            ),
+            "cluster_start_1w": per_run(raw.get("pipeline_1w", []), "cluster_start_s"),
+            "cluster_start_2w": per_run(raw.get("pipeline_2w", []), "cluster_start_s"),
+            "inspect": per_run(pipeline_runs, "inspect_s"),
+            "graph_build": per_run(pipeline_runs, "graph_build_s"),
+            "optimise": per_run(pipeline_runs, "optimise_s"),
+        },
+        "memory": {
+            "worker_peak_rss_bytes": guarded(
+                lambda: max(max(r["worker_peak_rss_bytes"]) for r in pipeline_runs)
+            ),
+            "client_peak_rss_bytes": guarded(
+                lambda: max(r["client_peak_rss_bytes"] for r in pipeline_runs)
+            ),
+            "notebook_peak_rss_bytes": guarded(
+                lambda: max(r["peak_rss_bytes"] for r in raw["notebook"])
+            ),
+            "read_limit_peak_rss_bytes": guarded(
+                lambda: max(r["peak_rss_bytes"] for r in raw["read_limit"])
+            ),
+            "step_size": raw["input"]["step_size"],
+            "default_step_size": default_step_size,
+        },
+        "bytes": guarded(lambda: _bytes(raw["read_limit"][0], pipeline_runs)),
+        "aligned_requested_bytes": guarded(lambda: raw["read_limit_aligned"][0]["requested_bytes"]),
+        "graph_build_many_files": guarded(lambda: _many_files(graph)),
+        "real_set": {
+            "hzz_run_wall": guarded(lambda: summary(raw["real_hzz_run_wall_s"])),
+            "notebook_wall": guarded(lambda: summary(raw["real_notebook_wall_s"])),
+            "phases": guarded(
+                lambda: {
+                    key: summary([p[key] for p in phases])
+                    for key in phases[0]
+                    if key.endswith("_s") and key != "process_s"
+                }
+            ),
+        },
+        "agreement": guarded(
+            lambda: {
+                "notebook_vs_pipeline": all(
+                    agree(n, p) for n in raw["notebook"] for p in pipeline_runs
+                )
+                and bool(pipeline_runs),
+                "notebook": {k: raw["notebook"][0][k] for k in ("n_in", "n_out", "sumw")},
+                "pipeline": {k: pipeline_runs[0][k] for k in ("n_in", "n_out", "sumw")},
+            }
+        ),
+    }
+
+
+def _bytes(read: dict[str, Any], pipeline_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "file_bytes": read["file_bytes"],
+        "requested_bytes": read["requested_bytes"],
+        "needed_branch_compressed_bytes": read["branch_compressed_bytes"],
+        "needed_branch_uncompressed_bytes": read["branch_uncompressed_bytes"],
+        "requested_over_file": read["requested_bytes"] / read["file_bytes"],
+        "pipeline_branches": pipeline_runs[0]["branches"] if pipeline_runs else None,
+    }
+
+
+def _many_files(graph: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "files": graph[0]["files"],
+        "partitions": graph[0]["partitions"],
+        "tasks_after_optimise": graph[0]["tasks_after_optimise"],
+        "inspect": summary([g["inspect_s"] for g in graph]),
+        "build": summary([g["graph_build_s"] for g in graph]),
+        "optimise": summary([g["optimise_s"] for g in graph]),
+        "total": summary([g["total_s"] for g in graph]),
+        "client_peak_rss_bytes": max(g["client_peak_rss_bytes"] for g in graph),
+    }
+
+
+def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue 7: measured value and verdict (None: not measured / n/a)."""
+    ratios = fig["ratios"]
+    memory = fig["memory"]
+    graph = fig["graph_build_many_files"]
+    real = fig["real_set"]
+
+    def row(target: str, measured: Callable[[], str], met: Callable[[], bool | None]) -> dict:
+        return {
+            "target": target,
+            "measured": guarded(measured) or "not measured",
+            "met": guarded(met),
+        }
+
+    return [
+        row(
+            "pipeline 1 worker ≥ 0.85 × read limit",
+            lambda: f"{ratios['1w_over_read_limit']:.2f} ×",
+            lambda: ratios["1w_over_read_limit"] >= TARGET_1W_OVER_READ,
+        ),
+        row(
+            "pipeline 2 workers ≥ 1.7 × 1 worker",
+            lambda: f"{ratios['2w_over_1w']:.2f} ×",
+            lambda: ratios["2w_over_1w"] >= TARGET_2W_OVER_1W,
+        ),
+        row(
+            "pipeline 2 workers ≥ 2 × notebook",
+            lambda: f"{ratios['2w_over_notebook']:.2f} ×",
+            lambda: ratios["2w_over_notebook"] >= TARGET_2W_OVER_NOTEBOOK,
+        ),
+        row(
+            f"client-side graph build + optimise for {TARGET_GRAPH_BUILD_FILES} files < 10 s",
+            lambda: f"{graph['total']['median']:.2f} s ({graph['files']} files)",
+            lambda: (
+                graph["total"]["median"] < TARGET_GRAPH_BUILD_S
+                if graph["files"] >= TARGET_GRAPH_BUILD_FILES
+                else None
+            ),
+        ),
+        row(
+            f"worker peak RSS < 1.5 GB at the default step size ({memory['default_step_size']})",
+            lambda: f"{memory['worker_peak_rss_bytes'] / GB:.2f} GB",
+            lambda: (
+                memory["worker_peak_rss_bytes"] < TARGET_WORKER_RSS_BYTES
+                if memory["step_size"] == memory["default_step_size"]
+                else None
+            ),
+        ),
+        row(
+            "real set end to end ≤ notebook + 2 s",
+            lambda: (
+                f"{real['hzz_run_wall']['median']:.2f} s vs "
+                f"{real['notebook_wall']['median'] + TARGET_REAL_SET_MARGIN_S:.2f} s"
+            ),
+            lambda: (
+                real["hzz_run_wall"]["median"]
+                <= real["notebook_wall"]["median"] + TARGET_REAL_SET_MARGIN_S
+            ),
+        ),
+    ]
+
+
+def _verdict(met: bool | None) -> str:
+    return "n/a" if met is None else ("met" if met else "**not met**")
+
+
+def _timing(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "not measured"
+    return (
+        f"{s['min']:.2f} s (median {s['median']:.2f}, spread {100 * s['spread']:.0f} %, n={s['n']})"
+    )
+
+
+def _line(label: str, value: Callable[[], str]) -> str:
+    return f"| {label} | {guarded(value) or 'not measured'} |"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table of the README's Performance section."""
+    fig = result["figures"]
+    machine = result["machine"]
+    inp = result["input"]
+    rates = fig["events_per_s"]
+    phases = fig["pipeline_phases"]
+    graph = fig["graph_build_many_files"]
+    memory = fig["memory"]
+    nbytes = fig["bytes"]
+    real = fig["real_set"]
+    versions = machine["versions"]
+    lines = [
+        f"Input: {inp['events']:,} {inp['sample']} stand-in events in {inp['files']} files "
+        f"(ZLIB-1), step size {inp['step_size']}, page cache warm; {result['mode']} mode, "
+        f"{result['repeats']} rounds, best time shown.",
+        f"Machine: {machine['cpu_model']}, {machine['usable_cores']} cores, "
+        f"{machine['memory_bytes'] / GB:.0f} GB, Python {machine['python']}, uproot "
+        f"{versions['uproot']}, awkward {versions['awkward']}, dask {versions['dask']}; "
+        f"load average {machine['load_average_at_start'][0]:.1f} at start, "
+        f"{result['load_average_at_end'][0]:.1f} at end; commit {machine['commit']}.",
+        "",
+        "| measurement | time (best) | events/s (best) | events/s (median) |",
+        "|---|---|---|---|",
+    ]
+    for key, label in THROUGHPUTS:
+        rate = rates[key]
+        best = f"{rate['best']:,.0f}" if rate else "–"
+        median = f"{rate['median']:,.0f}" if rate else "–"
+        lines.append(f"| {label} | {_timing(fig['seconds'][key])} | {best} | {median} |")
+    lines += ["", "| ratio (best times) | value |", "|---|---|"]
+    for name, value in fig["ratios"].items():
+        shown = f"{value:.2f}" if value is not None else "not measured"
+        lines.append(f"| {name.replace('_', ' ')} | {shown} |")
+    lines += [
+        "",
+        "| other figure | value |",
+        "|---|---|",
+        _line(
+            "first compute on fresh workers, 1 w / 2 w",
+            lambda: (
+                f"{phases['first_compute_1w']['min']:.2f} s / "
+                f"{phases['first_compute_2w']['min']:.2f} s"
+            ),
+        ),
+        _line(
+            "cluster start-up, 1 w / 2 w (median)",
+            lambda: (
+                f"{phases['cluster_start_1w']['median']:.2f} s / "
+                f"{phases['cluster_start_2w']['median']:.2f} s"
+            ),
+        ),
+        _line(
+            f"inspect / graph build / optimise, {inp['files']} files (median)",
+            lambda: (
+                f"{phases['inspect']['median']:.2f} s / "
+                f"{phases['graph_build']['median']:.2f} s / {phases['optimise']['median']:.2f} s"
+            ),
+        ),
+        _line(
+            f"{graph['files']} files ({graph['partitions']} partitions, "
+            f"{graph['tasks_after_optimise']} tasks): inspect (serial, here) + build + "
+            "optimise (median)"
+            if graph
+            else "many files: inspect + build + optimise",
+            lambda: (
+                f"{graph['inspect']['median']:.2f} s + {graph['build']['median']:.2f} s + "
+                f"{graph['optimise']['median']:.2f} s"
+            ),
+        ),
+        _line(
+            "peak RSS: worker / client (with scheduler)",
+            lambda: (
+                f"{memory['worker_peak_rss_bytes'] / GB:.2f} GB / "
+                f"{memory['client_peak_rss_bytes'] / GB:.2f} GB"
+            ),
+        ),
+        _line(
+            "peak RSS: notebook / read-limit process",
+            lambda: (
+                f"{memory['notebook_peak_rss_bytes'] / GB:.2f} GB / "
+                f"{memory['read_limit_peak_rss_bytes'] / GB:.2f} GB"
+            ),
+        ),
+        _line(
+            "bytes requested by uproot / file size",
+            lambda: (
+                f"{nbytes['requested_bytes'] / MB:.1f} MB / {nbytes['file_bytes'] / MB:.1f} MB"
+                f" ({100 * nbytes['requested_over_file']:.0f} %); the 11 branches hold "
+                f"{nbytes['needed_branch_compressed_bytes'] / MB:.1f} MB compressed"
+            ),
+        ),
+        _line(
+            "bytes requested, basket-aligned partitions",
+            lambda: f"{fig['aligned_requested_bytes'] / MB:.1f} MB",
+        ),
+        _line(
+            "pipeline branches read (column projection)",
+            lambda: str(len(nbytes["pipeline_branches"])),
+        ),
+        _line(
+            "notebook and pipeline agree (n in, n out, Σw to 1e-6)",
+            lambda: str(fig["agreement"]["notebook_vs_pipeline"]),
+        ),
+        _line(
+            "real set: `hzz run` / notebook, whole process (median)",
+            lambda: (
+                f"{real['hzz_run_wall']['median']:.2f} s / {real['notebook_wall']['median']:.2f} s"
+            ),
+        ),
+        _line(
+            "real set: `hzz run` phases in process (median)",
+            lambda: ", ".join(
+                f"{k.removesuffix('_s').replace('_', ' ')} {v['median']:.2f} s"
+                for k, v in real["phases"].items()
+            ),
+        ),
+        "",
+        "| target (issue 7) | measured | verdict |",
+        "|---|---|---|",
+        *(f"| {t['target']} | {t['measured']} | {_verdict(t['met'])} |" for t in result["targets"]),
+    ]
+    if result.get("errors"):
+        lines += ["", "Failed measurements:", *(f"- {e.splitlines()[0]}" for e in result["errors"])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""The benchmark's baselines compute what the pipeline computes, so the comparison is fair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.catalogue import load_release
+from bench.inputs import real_samples
+from bench.notebook import info_for, read_file
+from bench.readlimit import MC_BRANCHES, read_only
+
+from .conftest import PUBLISHED_COUNTS, PUBLISHED_YIELDS
+
+
+@pytest.fixture(scope="module")
+def notebook_results(mirror: Path) -> dict:
+    """Baseline (a), the notebook's algorithm, on every real file of the catalogue."""
+    found = real_samples(load_release("2020"), mirror)
+    return {sample.name: read_file(path, info_for(sample)) for sample, path in found}
+
+
+def test_notebook_baseline_reads_every_real_file(notebook_results: dict) -> None:
+    assert set(notebook_results) == set(PUBLISHED_COUNTS)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_COUNTS))
+def test_notebook_baseline_counts_match_the_spec(notebook_results: dict, name: str) -> None:
+    result = notebook_results[name]
+    assert (result.n_in, result.n_out) == PUBLISHED_COUNTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_YIELDS))
+def test_notebook_baseline_yields_match_the_spec(notebook_results: dict, name: str) -> None:
+    assert notebook_results[name].sumw == pytest.approx(PUBLISHED_YIELDS[name], rel=1e-6)
+
+
+def test_notebook_baseline_chunking_does_not_change_the_result(mirror: Path) -> None:
+    """Chunk by chunk (as uproot.iterate hands them) gives the one-chunk numbers."""
+    zee = load_release("2020").samples["Zee"]
+    path = str(mirror / zee.path)
+    whole, chunked = read_file(path, info_for(zee)), read_file(path, info_for(zee), step_size=100)
+    assert (chunked.n_in, chunked.n_out) == (898, 243)
+    assert chunked.sumw == pytest.approx(whole.sumw, rel=1e-12)
+    assert list(chunked.hist.values(flow=True)) == pytest.approx(list(whole.hist.values(flow=True)))
+
+
+def test_read_limit_reads_only_the_eleven_branches_of_every_partition(mirror: Path) -> None:
+    zee = load_release("2020").samples["Zee"]
+    path = str(mirror / zee.path)
+    result = read_only([path], step_size=200)
+    assert (result.events, result.partitions) == (898, 5)  # near-equal steps ≤ 200
+    assert len(MC_BRANCHES) == 11
+    # Only the needed baskets (plus headers) are requested, far less than the file.
+    assert result.branch_compressed_bytes <= result.requested_bytes < Path(path).stat().st_size
+
+
+def test_basket_aligned_partitions_hold_whole_baskets() -> None:
+    from bench.readlimit import basket_aligned_steps
+
+    offsets = [0, 200_000, 400_000, 500_000]
+    assert basket_aligned_steps(offsets, 200_000) == [
+        [0, 200_000],
+        [200_000, 400_000],
+        [400_000, 500_000],
+    ]
+    assert basket_aligned_steps(offsets, 450_000) == [[0, 400_000], [400_000, 500_000]]
+    assert basket_aligned_steps([0, 100, 250], 50) == [[0, 100], [100, 250]]  # ≥ one basket
+
+
+def test_basket_aligned_read_limit_reads_each_basket_once(mirror: Path) -> None:
+    path = str(mirror / load_release("2020").samples["Zee"].path)
+    cut, aligned = read_only([path], step_size=200), read_only([path], 200, aligned=True)
+    assert aligned.events == cut.events == 898
+    assert aligned.branch_compressed_bytes <= aligned.requested_bytes <= cut.requested_bytes
