@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,9 +66,37 @@ def quiet_pika() -> None:
         logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
+#: Env naming a file that holds the broker URL (a Docker secret such as
+#: /run/secrets/hzz_broker_url), so the password stays out of env listings and `ps`.
+BROKER_FILE_ENV = "HZZ_BROKER_FILE"
+
+
+class BrokerConfigError(ValueError):
+    """The broker URL file is unreadable or holds no AMQP URL (its content is never shown)."""
+
+
 def broker_url(explicit: str | None = None) -> str:
-    """``explicit``, else env ``HZZ_BROKER``, else the local default broker."""
-    return explicit or os.environ.get("HZZ_BROKER") or DEFAULT_URL
+    """``explicit``, else env ``HZZ_BROKER``, else the URL in the file named by env
+    ``HZZ_BROKER_FILE``, else the local default broker."""
+    url = explicit or os.environ.get("HZZ_BROKER")
+    if url:
+        return url
+    path = os.environ.get(BROKER_FILE_ENV)
+    return read_url_file(Path(path)) if path else DEFAULT_URL
+
+
+def read_url_file(path: Path) -> str:
+    """The AMQP URL stored in ``path``, surrounding whitespace dropped."""
+    try:
+        url = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise BrokerConfigError(f"{BROKER_FILE_ENV}={path}: cannot read it: {reason}") from None
+    if not url.startswith(("amqp://", "amqps://")) or "\n" in url:
+        raise BrokerConfigError(
+            f"{BROKER_FILE_ENV}={path}: expected one amqp:// or amqps:// URL in the file"
+        )
+    return url
 
 
 def redact(url: str) -> str:
@@ -110,10 +140,41 @@ class Topology:
         channel.queue_bind(self.queue, self.exchange, routing_key=self.routing_key)
 
 
+#: amqps:// settings: CA bundle to verify the broker (default: the system's), and an
+#: optional client certificate and its key (PEM files).
+TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV = "HZZ_BROKER_CA", "HZZ_BROKER_CERT", "HZZ_BROKER_KEY"
+
+
+def tls_options(url: str) -> pika.SSLOptions:
+    """TLS for an amqps:// URL: the broker's certificate and host name are verified.
+
+    A CA, certificate or key file that cannot be loaded is BrokerUnavailable naming
+    the variable and file: retrying cannot help.
+    """
+    ca_file = os.environ.get(TLS_CA_ENV) or None
+    cert_file = os.environ.get(TLS_CERT_ENV) or None
+    key_file = os.environ.get(TLS_KEY_ENV) or None
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ValueError) as err:
+        raise BrokerUnavailable(f"{TLS_CA_ENV}={ca_file}: cannot load the CA: {err}") from None
+    if cert_file:
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except (OSError, ValueError) as err:
+            raise BrokerUnavailable(
+                f"{TLS_CERT_ENV}={cert_file} / {TLS_KEY_ENV}={key_file}: "
+                f"cannot load the client certificate: {err}"
+            ) from None
+    return pika.SSLOptions(context, server_hostname=urlsplit(url).hostname)
+
+
 def parameters(url: str, connection_name: str) -> pika.URLParameters:
     """Connection parameters: heartbeats on, short socket timeouts, one attempt (we retry)."""
     params = pika.URLParameters(url)
     query = urlsplit(url).query
+    if params.ssl_options is not None and "ssl_options" not in query:
+        params.ssl_options = tls_options(url)  # amqps://, verified
     if "heartbeat" not in query:
         params.heartbeat = HEARTBEAT_S
     if "socket_timeout" not in query:

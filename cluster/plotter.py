@@ -251,7 +251,15 @@ class Plotter:
                     self._dead_letter(channel, method, properties, body, reason)
                     log.warning("message %s: dead-lettered: %s", label, reason)
                     return Outcome.REJECTED
-                figure = write_new(self.options.out_dir, {".png": png}, when=document.created)
+                try:
+                    figure = write_new(self.options.out_dir, {".png": png}, when=document.created)
+                except OSError:
+                    raise  # cannot write figures: not the message's fault
+                except Exception as err:  # e.g. a time no file name can hold
+                    reason = f"writing failed: {type(err).__name__}: {err}"
+                    self._dead_letter(channel, method, properties, body, reason)
+                    log.warning("message %s: dead-lettered: %s", label, reason)
+                    return Outcome.REJECTED
                 self.ledger.done(key, figure[".png"])
         if self._pause_before_ack and self._connection is not None:
             log.info("test hook: pausing %g s before ack", self._pause_before_ack)

@@ -24,7 +24,6 @@ from analysis.graph import (
     read_failures,
 )
 from analysis.outputs import write_new
-from analysis.plot import render_png
 
 from .remote import DEFAULT_TIMEOUT_S, prepare_locations, uproot_open_options
 from .workers import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
@@ -190,6 +189,8 @@ def _compute(
 
 def write_outputs(document: HistogramDocument, out_dir: Path) -> dict[str, Path]:
     """The PNG and the JSON document side by side, with one timestamped stem."""
+    from analysis.plot import render_png  # matplotlib: imported while the cluster starts
+
     return write_new(
         out_dir,
         {".png": render_png(document), ".json": document.to_json()},

@@ -18,6 +18,8 @@ from analysis.standins import write_standins
 from .conftest import PUBLISHED_COUNTS
 from .test_cli import hzz, run_args
 
+pytestmark = pytest.mark.faults  # hzz selftest --faults
+
 ZEE = "MC/mc_361106.Zee.4lep.root"
 
 

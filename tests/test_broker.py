@@ -181,6 +181,7 @@ def hzz(*args: str) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- tests
 
 
+@pytest.mark.faults
 def test_publish_plot_resend_and_sigterm(tmp_path: Path, broker: Broker, plotters: list) -> None:
     """One PNG per document (gzip or not), none for a resend; SIGTERM exits 0; queue empty."""
     out = tmp_path / "plots"
@@ -225,6 +226,7 @@ class _Marker:
         return (open, (str(self.path), "w"))
 
 
+@pytest.mark.faults
 def test_bad_messages_are_dead_lettered_with_reason(
     tmp_path: Path, broker: Broker, plotters: list
 ) -> None:
@@ -283,6 +285,7 @@ def test_bad_messages_are_dead_lettered_with_reason(
     assert len(pngs(out)) == 1
 
 
+@pytest.mark.faults
 def test_killed_before_ack_gives_one_png(tmp_path: Path, broker: Broker, plotters: list) -> None:
     """SIGKILL after the PNG is written and before the ack: redelivered, not re-plotted."""
     out = tmp_path / "plots"
@@ -305,6 +308,7 @@ def test_killed_before_ack_gives_one_png(tmp_path: Path, broker: Broker, plotter
     assert broker.counts() == 0
 
 
+@pytest.mark.faults
 def test_crash_between_png_and_ledger_record(tmp_path: Path) -> None:
     """Only ``begin`` in the ledger but the PNG written: the tagged PNG is found."""
     ledger = Ledger(tmp_path)
@@ -332,6 +336,7 @@ def _plotter_connection(queue: str) -> str | None:
     return None
 
 
+@pytest.mark.faults
 def test_reconnects_after_connection_dropped(
     tmp_path: Path, broker: Broker, plotters: list
 ) -> None:
@@ -354,6 +359,7 @@ def test_reconnects_after_connection_dropped(
     assert broker.counts() == 0
 
 
+@pytest.mark.faults
 def test_unreachable_broker_keeps_document_then_publish(
     tmp_path: Path, broker: Broker, plotters: list, mirror: Path
 ) -> None:

@@ -76,6 +76,7 @@ def test_a_second_run_in_the_same_minute_does_not_overwrite(mirror: Path, tmp_pa
     assert len(sorted(out.glob("*.json"))) == 2
 
 
+@pytest.mark.faults
 def test_a_missing_file_is_a_named_error_and_nothing_is_written(
     fake_mirror: Path, tmp_path: Path
 ) -> None:
@@ -90,6 +91,7 @@ def test_a_missing_file_is_a_named_error_and_nothing_is_written(
     assert not out2.exists() or not any(out2.iterdir())
 
 
+@pytest.mark.faults
 def test_a_non_root_file_is_an_error_that_names_it(fake_mirror: Path, tmp_path: Path) -> None:
     bad = fake_mirror / "MC" / "mc_361106.Zee.4lep.root"
     bad.unlink()
@@ -101,6 +103,7 @@ def test_a_non_root_file_is_an_error_that_names_it(fake_mirror: Path, tmp_path: 
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.faults
 def test_a_truncated_root_file_is_an_error_that_names_it(
     fake_mirror: Path, mirror: Path, tmp_path: Path
 ) -> None:
@@ -115,6 +118,7 @@ def test_a_truncated_root_file_is_an_error_that_names_it(
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.faults
 def test_unknown_sample_and_bad_options_are_named(mirror: Path, tmp_path: Path) -> None:
     result = hzz(*run_args(mirror, tmp_path, "--samples", "Zeee"))
     assert result.returncode == 2 and "Zeee" in result.stderr

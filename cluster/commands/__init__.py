@@ -8,9 +8,11 @@ import argparse
 from collections.abc import Callable
 
 from .broker import add_plotter_parser, add_publish_parser
+from .cluster import add_cluster_parser
 from .download import add_download_parser
 from .generate import add_generate_parser
 from .run import add_run_parser
+from .selftest import add_selftest_parser
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_run_parser,
@@ -18,4 +20,6 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_plotter_parser,
     add_generate_parser,
     add_download_parser,
+    add_cluster_parser,
+    add_selftest_parser,
 ]

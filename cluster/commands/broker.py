@@ -32,7 +32,8 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
             "--broker",
             metavar="URL",
             default=None,
-            help=f"AMQP URL of the broker (default: env HZZ_BROKER, else {DEFAULT_URL})",
+            help="AMQP URL of the broker (default: env HZZ_BROKER, else the URL in the file "
+            f"named by env HZZ_BROKER_FILE, else {DEFAULT_URL})",
         )
     parser.add_argument(
         "--exchange",
@@ -62,13 +63,13 @@ def _topology(args: argparse.Namespace) -> Topology:
 
 def publish_saved(path: Path, body: bytes, args: argparse.Namespace, prog: str) -> int:
     """Publish a document saved at ``path``; on failure say where it is kept."""
-    from cluster.amqp import BrokerUnavailable, broker_url, redact
+    from cluster.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
     from cluster.publisher import publish
 
-    url = broker_url(args.broker)
     try:
+        url = broker_url(args.broker)
         sent = publish(body, url, _topology(args), args.broker_timeout)
-    except BrokerUnavailable as err:
+    except (BrokerConfigError, BrokerUnavailable) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         print(f"{prog}: document kept at {path}; resend with: hzz publish {path}", file=sys.stderr)
         return EXIT_FAILED
@@ -139,14 +140,19 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def plotter_command(args: argparse.Namespace) -> int:
-    from cluster.amqp import broker_url
+    from cluster.amqp import BrokerConfigError, broker_url
     from cluster.plotter import PlotterOptions, serve
 
     if args.max_bytes < 1:
         print("hzz plotter: --max-bytes must be positive", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        url = broker_url(args.broker)
+    except BrokerConfigError as err:
+        print(f"hzz plotter: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     options = PlotterOptions(
-        url=broker_url(args.broker),
+        url=url,
         out_dir=Path(args.out),
         topology=_topology(args),
         max_bytes=args.max_bytes,

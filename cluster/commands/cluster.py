@@ -1,0 +1,148 @@
+"""``hzz cluster up|status|scale|down``: the swarm stack's stand-in on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .broker import add_broker_arguments
+from .common import DEFAULT_OUT, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
+
+
+def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
+    from cluster.localstack import DEFAULT_DIR
+
+    parser = subparsers.add_parser(
+        "cluster",
+        help="start/stop a local stand-in of the Docker stack: scheduler, workers, plotter",
+        description=(
+            "Run the Docker stack's processes on this machine, without Docker: a real "
+            "`dask scheduler`, N `dask worker` processes and `hzz plotter`, in the "
+            "background on 127.0.0.1. Then: hzz run --scheduler ADDRESS."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
+        sub.add_argument(
+            "--dir",
+            type=Path,
+            default=Path(os.environ.get("HZZ_CLUSTER_DIR", DEFAULT_DIR)),
+            help="state directory: state.json (pids, addresses) and logs/ (env HZZ_CLUSTER_DIR)",
+        )
+        return sub
+
+    up = action("up", "start the scheduler, the workers and the plotter")
+    up.add_argument("--workers", metavar="N", type=positive, default=2, help="worker processes")
+    up.add_argument("--threads", metavar="N", type=positive, default=1, help="threads per worker")
+    up.add_argument("--memory-limit", default="2GiB", help="memory limit per worker")
+    up.add_argument("--port", type=int, default=0, help="scheduler port (0: any free port)")
+    up.add_argument(
+        "--dashboard-port", type=int, default=0, help="dashboard port (0: any free port)"
+    )
+    up.add_argument("--plots", metavar="DIR", default=DEFAULT_OUT, help="the plotter's --out")
+    up.add_argument("--no-plotter", action="store_true", help="do not start the plotter")
+    add_broker_arguments(up)
+    up.set_defaults(handler=up_command)
+
+    action("status", "show the addresses and which processes run").set_defaults(
+        handler=status_command
+    )
+    scale = action("scale", "add or stop workers until N run (new ones take work at once)")
+    scale.add_argument("workers", metavar="N", type=positive, help="workers wanted")
+    scale.set_defaults(handler=scale_command)
+    action("down", "stop every process of the local cluster").set_defaults(handler=down_command)
+
+
+def _fail(err: Exception) -> int:
+    print(f"hzz cluster: {err}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def up_command(args: argparse.Namespace) -> int:
+    from cluster.localstack import StackError, up
+
+    plotter_args = None
+    plotter_env = {}
+    if not args.no_plotter:
+        plotter_args = ["--out", str(Path(args.plots).resolve())]
+        plotter_args += ["--exchange", args.exchange, "--queue", args.queue]
+        if args.broker:
+            plotter_env["HZZ_BROKER"] = args.broker
+    try:
+        state = up(
+            args.dir,
+            args.workers,
+            threads=args.threads,
+            memory_limit=args.memory_limit,
+            port=args.port,
+            dashboard_port=args.dashboard_port,
+            plotter_args=plotter_args,
+            plotter_env=plotter_env,
+        )
+    except (StackError, OSError) as err:
+        return _fail(err)
+    print(f"scheduler: {state.scheduler}")
+    print(f"dashboard: {state.dashboard}")
+    print(f"workers:   {len(state.of_role('worker'))}")
+    if plotter_args is not None:
+        print(f"plotter:   PNGs into {plotter_args[1]}")
+    print(f"state:     {args.dir.resolve() / 'state.json'}")
+    print(f"run with:  hzz run --scheduler {state.scheduler}")
+    return EXIT_OK
+
+
+def status_command(args: argparse.Namespace) -> int:
+    from cluster.localstack import StackError, connected_workers, load_state
+
+    try:
+        state = load_state(args.dir)
+    except StackError as err:
+        return _fail(err)
+    print(f"scheduler: {state.scheduler}")
+    print(f"dashboard: {state.dashboard}")
+    for proc in state.processes:
+        print(
+            f"  {proc.name:<12} pid {proc.pid:<8} {'up' if proc.alive() else 'DOWN':<5} {proc.log}"
+        )
+    try:
+        connected = connected_workers(state.scheduler, timeout="5s")
+    except (OSError, TimeoutError) as err:
+        print(f"hzz cluster: scheduler {state.scheduler} does not answer: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"workers connected: {len(connected)} ({', '.join(sorted(connected))})")
+    all_up = all(proc.alive() for proc in state.processes)
+    return EXIT_OK if all_up else EXIT_FAILED
+
+
+def scale_command(args: argparse.Namespace) -> int:
+    from cluster.localstack import StackError, scale
+
+    try:
+        added, stopped = scale(args.dir, args.workers)
+    except (StackError, OSError) as err:
+        return _fail(err)
+    if added:
+        print(f"started and connected: {', '.join(added)}")
+    if stopped:
+        print(f"stopped: {', '.join(stopped)}")
+    print(f"workers: {args.workers}")
+    return EXIT_OK
+
+
+def down_command(args: argparse.Namespace) -> int:
+    from cluster.localstack import StackError, down
+
+    try:
+        stopped = down(args.dir)
+    except StackError as err:
+        print(f"hzz cluster: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"stopped {len(stopped)} processes: {', '.join(p.name for p in stopped) or 'none'}")
+    return EXIT_OK

@@ -1,0 +1,150 @@
+"""The deployment files: the stack file as Docker reads it, the secrets, HZZ_BROKER_FILE.
+
+`docker stack config` parses and validates a stack file (compose schema, interpolation,
+merging of several -c files) without a Docker engine, so it runs in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.amqp import BROKER_FILE_ENV, BrokerConfigError, broker_url
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK = ROOT / "docker-stack.yml"
+MIRROR_OVERRIDE = ROOT / "docker-stack.mirror.yml"
+CI_OVERRIDE = ROOT / "docker-stack.ci.yml"
+
+
+def stack_config(*files: Path, env: dict[str, str] | None = None) -> dict:
+    """The merged stack as `docker stack config` prints it; fails with Docker's message."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("the docker client is not installed: cannot validate the stack file")
+    argv = [docker, "stack", "config"]
+    for path in files:
+        argv += ["-c", str(path)]
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"docker stack config rejects {files}: {result.stderr}"
+    return yaml.safe_load(result.stdout)
+
+
+def test_docker_accepts_the_stack_file_as_users_deploy_it() -> None:
+    stack = stack_config(STACK)
+    services = stack["services"]
+    assert set(services) == {"rabbitmq", "dask-scheduler", "dask-worker", "plotter", "analysis"}
+    worker = services["dask-worker"]
+    assert worker["deploy"]["mode"] == "replicated"
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["deploy"]["resources"]["limits"]["memory"]
+    assert "--nthreads=1" in worker["command"]
+    assert any(arg.startswith("--memory-limit=") for arg in worker["command"])
+    # Only the dashboard is published; 8786 stays on the overlay network.
+    ports = services["dask-scheduler"]["ports"]
+    assert [(p["target"], int(p["published"])) for p in ports] == [(8787, 8787)]
+    assert stack["networks"]["hzz"]["driver"] == "overlay"
+    for name in ("plotter", "analysis"):
+        assert services[name]["environment"][BROKER_FILE_ENV] == "/run/secrets/hzz_broker_url"
+        assert "guest" not in str(services[name])
+    rabbit_secret = services["rabbitmq"]["secrets"][0]
+    assert rabbit_secret["target"].startswith("/etc/rabbitmq/conf.d/")
+    assert "HZZ_DATA" not in services["analysis"].get("environment", {})  # HTTPS by default
+
+
+def test_mirror_override_mounts_the_mirror_in_workers_and_analysis() -> None:
+    stack = stack_config(STACK, MIRROR_OVERRIDE, env={"HZZ_MIRROR": "/srv/mirror/4lep"})
+    for name in ("dask-worker", "analysis"):
+        mounts = stack["services"][name]["volumes"]
+        assert {
+            "type": "bind",
+            "source": "/srv/mirror/4lep",
+            "target": "/data/4lep",
+            "read_only": True,
+        } in mounts
+    assert stack["services"]["analysis"]["environment"]["HZZ_DATA"] == "/data/4lep"
+
+
+def test_ci_override_keeps_a_valid_stack(tmp_path: Path) -> None:
+    env = {"HZZ_CI_SECRETS": str(tmp_path), "HZZ_DASHBOARD_PORT": "18787", "HZZ_MIRROR": "/m"}
+    stack = stack_config(STACK, MIRROR_OVERRIDE, CI_OVERRIDE, env=env)
+    assert stack["networks"]["hzz"]["driver"] == "bridge"
+    assert stack["secrets"]["hzz_broker_url"]["file"] == f"{tmp_path}/broker-url"
+    assert int(stack["services"]["dask-scheduler"]["ports"][0]["published"]) == 18787
+
+
+def test_make_secrets_writes_one_password_twice_and_private(tmp_path: Path) -> None:
+    out = tmp_path / "secrets"
+    subprocess.run(["sh", str(ROOT / "deploy" / "make-secrets.sh"), str(out)], check=True)
+    conf = (out / "rabbitmq-credentials.conf").read_text().splitlines()
+    url = (out / "broker-url").read_text().strip()
+    assert conf[0] == "default_user = hzz"
+    password = conf[1].removeprefix("default_pass = ")
+    assert len(password) == 48
+    assert url == f"amqp://hzz:{password}@rabbitmq:5672/%2F"
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+    again = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "make-secrets.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1 and "already holds secrets" in again.stderr
+
+
+def test_broker_url_is_read_from_the_secret_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "hzz_broker_url"
+    secret.write_text("amqp://hzz:s3cret@rabbitmq:5672/%2F\n")
+    monkeypatch.delenv("HZZ_BROKER", raising=False)
+    monkeypatch.setenv(BROKER_FILE_ENV, str(secret))
+    assert broker_url() == "amqp://hzz:s3cret@rabbitmq:5672/%2F"
+    assert broker_url("amqp://explicit/") == "amqp://explicit/"
+    monkeypatch.setenv("HZZ_BROKER", "amqp://from-env/")
+    assert broker_url() == "amqp://from-env/"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "cannot read it"), ("hunter2-not-a-url", "expected one amqp://")],
+)
+def test_bad_secret_file_is_named_and_its_content_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, expected: str
+) -> None:
+    secret = tmp_path / "hzz_broker_url"
+    if content is not None:
+        secret.write_text(content)
+    monkeypatch.delenv("HZZ_BROKER", raising=False)
+    monkeypatch.setenv(BROKER_FILE_ENV, str(secret))
+    with pytest.raises(BrokerConfigError) as raised:
+        broker_url()
+    assert str(secret) in str(raised.value) and expected in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+    # The plotter says so and exits 2 instead of a traceback.
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "plotter", "--once", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "HZZ_BROKER"}
+        | {BROKER_FILE_ENV: str(secret)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert str(secret) in result.stderr and "hunter2" not in result.stderr
