@@ -7,10 +7,14 @@ resuming download could not be tested against it; this one implements single ran
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +55,9 @@ class RangeFileServer(ThreadingHTTPServer):
     """Serves files under ``root`` with HEAD, GET and single-range GET (206)."""
 
     daemon_threads = True
+    # uproot sends hundreds of concurrent range requests; socketserver's default listen
+    # backlog of 5 drops connection attempts, which then stall for seconds in TCP retries.
+    request_queue_size = 1024
 
     def __init__(self, root: Path) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -132,6 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
         else:  # no Range, or a multi-range request: the whole file is a valid answer
             self.send_response(200)
+            # A client that wanted a multipart answer may drop this body unread; on a
+            # kept-alive connection its next request would wait behind it until timeout.
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.send_header("Content-Length", str(stop - start))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
@@ -207,3 +218,49 @@ def silent_server() -> Iterator[str]:
 
 def file_size(path: Path) -> int:
     return os.stat(path).st_size
+
+
+class _TrafficHandler(_Handler):
+    """Also answers ``GET /__traffic__`` with the bytes served so far (JSON)."""
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path != "/__traffic__":
+            super().do_GET()
+            return
+        body = json.dumps({"total_bytes": self.server.traffic.total_bytes()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def serve_files_in_subprocess(root: Path) -> Iterator[str]:
+    """A RangeFileServer in its own process (no GIL shared with the test's Dask client,
+    whose threads can starve an in-process server); yields its base URL. The bytes it
+    has served: ``served_bytes(url)``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.range_server", str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def served_bytes(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/__traffic__", timeout=10) as response:
+        return int(json.load(response)["total_bytes"])
+
+
+if __name__ == "__main__":
+    server = RangeFileServer(Path(sys.argv[1]))
+    server.RequestHandlerClass = _TrafficHandler
+    print(server.url, flush=True)
+    server.serve_forever()
