@@ -20,11 +20,8 @@ missing=()
 for tool in "${TOOLS[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if [ "$(id -u)" != 0 ]; then
   if [ "${CI:-}" = true ]; then fail "must run as root in CI (uid $(id -u))"; fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "SKIPPED: podman cannot be installed without root (missing: ${missing[*]})"
-    exit 0
-  fi
-  fail "needs root for debootstrap and rootful podman"
+  log "SKIPPED: the container test needs root (debootstrap, rootful podman); CI runs it as root"
+  exit 0
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
