@@ -1,7 +1,7 @@
 """Baseline (b), the read limit: read and decompress the needed branches, compute nothing.
 
-Partition by partition with the pipeline's entry ranges (``partition_steps``: near-equal
-steps of at most ``step_size`` per file), into awkward arrays as the pipeline's tasks
+Partition by partition with the pipeline's entry ranges (``partition_steps``: steps of
+at most ``step_size``, cut on basket boundaries), into awkward arrays as the pipeline's tasks
 get them from uproot. No analysis can go faster on one core than this.
 """
 
@@ -60,20 +60,20 @@ def read_only(
 ) -> ReadResult:
     """Read every partition of every file; keep nothing.
 
-    ``aligned``: partitions end on basket boundaries, so no basket is read twice; else
-    the pipeline's ``partition_steps``, whose boundaries may cut baskets (a cut basket is
-    read and decompressed by both partitions).
+    ``aligned``: every partition ends on a basket boundary (``basket_aligned_steps``);
+    else exactly the pipeline's ``partition_steps`` (which also cuts on basket boundaries
+    where it can, and inside a basket cluster only when the cluster exceeds a step).
     """
     result = ReadResult()
     for path in paths:
         with uproot.open(path) as file:
             tree = file["mini"]
             entries = tree.num_entries
+            offsets = [int(o) for o in tree.common_entry_offsets(filter_name=list(branches))]
             if aligned:
-                offsets = [int(o) for o in tree.common_entry_offsets(filter_name=list(branches))]
                 steps = basket_aligned_steps(offsets, step_size)
             else:
-                steps = partition_steps(entries, step_size)
+                steps = partition_steps(entries, step_size, offsets)
             for start, stop in steps:
                 arrays = tree.arrays(list(branches), entry_start=start, entry_stop=stop)
                 result.events += len(arrays)
