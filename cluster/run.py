@@ -203,17 +203,9 @@ def write_document(document: HistogramDocument, out_dir: Path) -> Path:
     return write_new(out_dir, {".json": document.to_json()}, when=document.created)[".json"]
 
 
-def main_run(
-    client: Client, release: Release, options: RunOptions, out_dir: Path
-) -> tuple[HistogramDocument, dict[str, Path]]:
-    document = compute_document(client, release, options)
-    return document, write_outputs(document, out_dir)
-
-
 __all__: Sequence[str] = [
     "RunOptions",
     "compute_document",
-    "main_run",
     "write_document",
     "write_outputs",
 ]
