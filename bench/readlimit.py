@@ -13,22 +13,11 @@ from dataclasses import dataclass
 
 import uproot
 
-from analysis.graph import partition_steps
+from analysis.catalogue import load_release
+from analysis.graph import branches_for, partition_steps
 
-#: The 11 branches of the spec for simulation (6 lepton + 5 weight).
-MC_BRANCHES = (
-    "lep_pt",
-    "lep_eta",
-    "lep_phi",
-    "lep_E",
-    "lep_charge",
-    "lep_type",
-    "mcWeight",
-    "scaleFactor_PILEUP",
-    "scaleFactor_ELE",
-    "scaleFactor_MUON",
-    "scaleFactor_LepTRIGGER",
-)
+#: The branches the pipeline reads for a simulated 2020 sample (the spec's 11).
+MC_BRANCHES = branches_for(load_release("2020").samples["llll"])
 
 
 @dataclass
