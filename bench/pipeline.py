@@ -15,7 +15,7 @@ from typing import Any
 
 import dask
 import dask_awkward as dak
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from analysis.catalogue import Release, load_release
 from analysis.files import FileInfo, inspect_file
@@ -26,6 +26,7 @@ from analysis.graph import (
     partition_steps,
     sample_graph,
 )
+from cluster.dask_cluster import dask_client
 
 from .inputs import FileSet
 from .probes import Stopwatch, peak_rss_bytes
@@ -84,10 +85,9 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
     release = load_release("2020")
     watch = Stopwatch()
     with watch.lap("cluster_start_s"):
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
-        client = Client(cluster)
+        # As `hzz run` starts it (cluster.dask_cluster): worker allocator settings included.
+        context = dask_client(workers=workers, threads_per_worker=1, dashboard_address=":0")
+        client: Client = context.__enter__()
     try:
         with watch.lap("inspect_s"):
             infos = inspect_files(files, release)
@@ -106,8 +106,7 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
             forget_everything(client)
         worker_rss = client.run(_worker_peak_rss)
     finally:
-        client.close()
-        cluster.close()
+        context.__exit__(None, None, None)
     n_in, n_out, sumw, histogram = results[:4]
     return {
         "workers": workers,
@@ -157,7 +156,6 @@ def measure_graph_build(files: FileSet, step_size: int) -> dict[str, Any]:
 def measure_real_set_phases(mirror: Path, workers: int, out_dir: Path) -> dict[str, Any]:
     """``hzz run --allow-missing`` on the real set, phase by phase, with the project's APIs."""
     from analysis.graph import assemble_document
-    from cluster.dask_cluster import dask_client
     from cluster.run import write_outputs
 
     release = load_release("2020")

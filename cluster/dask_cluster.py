@@ -6,11 +6,31 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dask
 from distributed import Client, LocalCluster
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARD = ":8787"
+
+#: glibc allocator settings for worker processes. Distributed's nanny sets
+#: ``MALLOC_TRIM_THRESHOLD_=65536`` by default, which also freezes glibc's mmap threshold
+#: at 128 KiB: every basket and column buffer is then a fresh mmap, zeroed page by page
+#: and unmapped when freed. For the partition-sized buffers of this analysis that cost
+#: about a quarter of a 1-worker run (`python -m bench`). These are the values glibc's
+#: own dynamic thresholds settle at (mmap above 32 MiB, trim above 64 MiB): memory
+#: still goes back to the system, without a page fault for every buffer.
+#: Dockerfile.worker sets the same variables (the nanny lets the environment win).
+WORKER_ALLOCATOR_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
+}
+
+
+def worker_spawn_config() -> dict[str, dict[str, str]]:
+    """Dask config for nannies started here: ``WORKER_ALLOCATOR_ENV`` before spawning."""
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    return {"distributed.nanny.pre-spawn-environ": {**environ, **WORKER_ALLOCATOR_ENV}}
 
 
 @contextmanager
@@ -30,6 +50,7 @@ def dask_client(
             yield client
         return
     with (
+        dask.config.set(worker_spawn_config()),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=threads_per_worker,

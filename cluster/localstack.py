@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from .dask_cluster import WORKER_ALLOCATOR_ENV
+
 DEFAULT_DIR = Path(".hzz-cluster")
 STATE_NAME = "state.json"
 HOST = "127.0.0.1"
@@ -197,7 +199,8 @@ def add_workers(state_dir: Path, state: StackState, count: int) -> list[str]:
     for _ in range(count):
         name = f"worker-{state.next_worker}"
         state.next_worker += 1
-        state.processes.append(_spawn("worker", name, _worker_argv(state, name), state_dir))
+        argv = _worker_argv(state, name)
+        state.processes.append(_spawn("worker", name, argv, state_dir, WORKER_ALLOCATOR_ENV))
         names.append(name)
     save_state(state_dir, state)
     wait_for_workers(state, names)

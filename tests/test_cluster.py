@@ -135,3 +135,32 @@ def test_run_against_a_separately_started_scheduler_and_workers(
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+def _allocator_env() -> dict[str, str | None]:
+    import os
+
+    from cluster.dask_cluster import WORKER_ALLOCATOR_ENV
+
+    return {name: os.environ.get(name) for name in WORKER_ALLOCATOR_ENV}
+
+
+def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker."""
+    from cluster.dask_cluster import WORKER_ALLOCATOR_ENV
+
+    for name in WORKER_ALLOCATOR_ENV:  # a nanny started earlier here exports its own
+        monkeypatch.delenv(name, raising=False)
+
+    with dask_client(workers=2, dashboard_address=":0") as client:
+        seen = client.run(_allocator_env)
+    assert len(seen) == 2
+    assert all(env == WORKER_ALLOCATOR_ENV for env in seen.values())
+
+
+def test_the_worker_image_sets_the_same_allocator_thresholds() -> None:
+    from cluster.dask_cluster import WORKER_ALLOCATOR_ENV
+
+    dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.worker").read_text()
+    for name, value in WORKER_ALLOCATOR_ENV.items():
+        assert f"{name}={value}" in dockerfile
