@@ -16,6 +16,7 @@ from typing import Any
 
 import uproot
 
+from .reader import tree_form
 from .standins import read_mark
 
 
@@ -32,6 +33,8 @@ class FileInfo:
     #: Entries at which every needed branch starts a new basket (0 … entries): where
     #: partitions can be cut without reading and decompressing a basket twice.
     boundaries: tuple[int, ...] = ()
+    #: The awkward form of the needed branches (JSON), from the branch headers.
+    form: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -62,8 +65,14 @@ def inspect_file(
             entries = int(events.num_entries)
             boundaries = tuple(int(b) for b in events.common_entry_offsets(filter_name=branches))
             generated = read_mark(file) is not None
+            form = tree_form(events, branches).to_json()
         return FileInfo(
-            sample, location, entries=entries, generated=generated, boundaries=boundaries
+            sample,
+            location,
+            entries=entries,
+            generated=generated,
+            boundaries=boundaries,
+            form=form,
         )
     except FileNotFoundError:
         return FileInfo(sample, location, missing=True, error="file not found")

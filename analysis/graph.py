@@ -1,11 +1,11 @@
-"""The lazy per-sample graph: uproot.dask reads, the fused selection kernel, histograms.
+"""The lazy per-sample graph: partition reads, the fused selection kernel, histograms.
 
-Files are inspected first (``analysis.files``: entries, branches, stand-in mark), so
-the graph is partitioned from known entry counts without the client opening every
-file again, and one ``uproot.dask`` layer covers all files of a sample: building the
-graph stays cheap for thousands of files. Events are read by the Dask workers when
-the graph is computed, and only the branches the kernel and the weights use.
-Partition read errors are caught and reported per file (uproot's read-error report),
+Files are inspected first (``analysis.files``: entries, branches, form, stand-in mark),
+so the graph is partitioned from known entry counts without the client opening any
+file again, and one read layer (``analysis.reader``) covers all files of a sample:
+building the graph stays cheap for thousands of files. Events are read by the Dask
+workers when the graph is computed, and only the branches the kernel and the weights
+use. Partition read errors are caught and reported per file (the reader's report),
 so a run can name the bad file and either stop or skip it, never half-count it.
 """
 
@@ -23,12 +23,12 @@ import dask_awkward as dak
 import hist
 import hist.dask
 import numpy as np
-import uproot
 
 from .binning import m4l_axis
 from .catalogue import Release, Sample, load_release, locate
 from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .files import FileInfo, inspect_file
+from .reader import read_partitions
 from .selection import KERNEL_OUTPUT, MASK_OUTPUT, PRESELECTIONS, select_four_leptons
 from .weights import event_weight, weight_branches
 
@@ -173,6 +173,19 @@ def _empty_outputs(release: Release) -> tuple[Any, Any, Any, Any]:
     return tuple(dask.delayed(value) for value in (0, 0, 0.0, histogram))  # type: ignore[return-value]
 
 
+def _common_form(sample: Sample, files: Sequence[FileInfo]) -> ak.forms.Form:
+    """The branches' form, the same in every file of the sample (else the odd file is named)."""
+    first = next((f for f in files if f.form is not None), None)
+    if first is None:
+        raise ValueError(f"{sample.name}: no inspected file carries the branches' form")
+    for info in files:
+        if info.form is not None and info.form != first.form:
+            raise SampleFileError(
+                sample.name, info.location, f"branch types differ from {first.location}"
+            )
+    return ak.forms.from_json(first.form)
+
+
 def sample_graph(
     sample: Sample,
     files: Sequence[FileInfo],
@@ -187,21 +200,12 @@ def sample_graph(
     flat columns, never whole records.
     """
     steps = {f.location: partition_steps(f.entries, step_size, f.boundaries) for f in files}
-    layout = {
-        location: {"object_path": release.tree, "steps": s} for location, s in steps.items() if s
-    }
-    if not layout:  # only empty files: nothing to read
+    partitions = [(location, a, b) for location, s in steps.items() for a, b in s]
+    if not partitions:  # only empty files: nothing to read
         return SampleGraph(sample, list(files), *_empty_outputs(release))
     settings = release.analysis
-    events, report = uproot.dask(
-        layout,
-        filter_name=list(branches_for(sample, release)),
-        # The workers open the files: building the graph stays cheap for any number of
-        # files. (Opening them on the client and shipping the parsed trees in the graph
-        # made a 1-worker run 3× slower in `python -m bench`.)
-        open_files=False,
-        allow_read_errors_with_report=(Exception,),
-        **dict(options or {}),
+    events, report = read_partitions(
+        release.tree, _common_form(sample, files), partitions, options, label=f"read-{sample.name}"
     )
     selected = dak.map_partitions(
         select_four_leptons,
@@ -231,7 +235,7 @@ def sample_graph(
         weight = weight[passed]
         histogram.fill(mass, weight=weight)
         sumw = dak.sum(weight)
-    partition_files = [location for location, s in steps.items() for _ in s]
+    partition_files = [location for location, _, _ in partitions]
     return SampleGraph(sample, list(files), n_in, n_out, sumw, histogram, report, partition_files)
 
 

@@ -1,0 +1,103 @@
+"""The partition reader: trees opened once per run and process, ISA-L inflate, reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import dask
+import pytest
+import uproot
+
+from analysis import reader
+from analysis.catalogue import load_release
+from analysis.files import inspect_file
+from analysis.graph import branches_for, sample_graph
+from analysis.standins import write_standins
+
+RELEASE = load_release("2020")
+
+
+def _compute_sync(graph) -> tuple:
+    """Compute in this process, so that this process's tree cache is the one used."""
+    optimised = dask.optimize(*graph.outputs(), graph.report)
+    return dask.compute(*optimised, scheduler="sync", optimize_graph=False)
+
+
+def _graph(path: Path, sample: str, step_size: int):
+    info = inspect_file(sample, str(path), "mini", branches_for(RELEASE.samples[sample], RELEASE))
+    assert info.usable, info.error
+    return sample_graph(RELEASE.samples[sample], [info], RELEASE, step_size)
+
+
+def test_a_file_is_opened_once_per_run_whatever_its_partitions(
+    mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = mirror / "MC" / "mc_361106.Zee.4lep.root"
+    graph = _graph(path, "Zee", step_size=100)  # 9 partitions
+    assert len(graph.partition_files) == 9
+    reader.OPEN_TREES.clear()
+    opened: list[str] = []
+    original = uproot.open
+
+    def counting_open(location, **options):  # the real open, counted
+        opened.append(location)
+        return original(location, **options)
+
+    monkeypatch.setattr(uproot, "open", counting_open)
+    n_in, n_out, *_ = _compute_sync(graph)
+    assert (int(n_in), int(n_out)) == (898, 243)
+    assert opened == [str(path)]
+
+
+def test_a_new_run_reads_a_file_rewritten_in_place(tmp_path: Path) -> None:
+    """The cache is scoped to one graph: a file replaced between runs is read afresh."""
+    write_standins(tmp_path, ["ZH125_ZZ4lep"], events=2_000, seed=1)
+    path = tmp_path / RELEASE.samples["ZH125_ZZ4lep"].path
+    first = _compute_sync(_graph(path, "ZH125_ZZ4lep", step_size=500))
+    write_standins(tmp_path, ["ZH125_ZZ4lep"], events=3_000, seed=2)
+    second = _compute_sync(_graph(path, "ZH125_ZZ4lep", step_size=500))
+    assert int(first[0]) == 2_000
+    assert int(second[0]) == 3_000
+
+
+def test_isal_inflate_gives_the_bytes_zlib_gives(mirror: Path) -> None:
+    assert reader.use_fast_inflate() == "isal"
+    path = mirror / "MC" / "mc_410000.ttbar_lep.4lep.root"
+    branches = list(branches_for(RELEASE.samples["ttbar_lep"], RELEASE))
+    decompressor = uproot.compression._decompress_ZLIB
+    try:
+        type(decompressor).library = "zlib"
+        with uproot.open(path) as file:
+            plain = file["mini"].arrays(branches)
+    finally:
+        reader.use_fast_inflate()
+    assert decompressor.library == "isal"
+    with uproot.open(path) as file:
+        fast = file["mini"].arrays(branches)
+    assert ak.array_equal(plain, fast)
+
+
+def test_a_partition_that_cannot_be_read_is_reported_not_raised(tmp_path: Path) -> None:
+    form = ak.forms.from_json('{"class": "RecordArray", "fields": ["x"], "contents": ["float32"]}')
+    read = reader.PartitionReader("mini", form)
+    events, report = read((str(tmp_path / "absent.root"), 0, 10))
+    assert len(events) == 0 and events.fields == ["x"]
+    row = report.to_list()[0]
+    assert row["location"].endswith("absent.root")
+    assert row["exception"] == "FileNotFoundError"
+    assert row["entry_start"] == 0 and row["entry_stop"] == 10
+
+
+@pytest.mark.parametrize("columns", [frozenset({"lep_pt"}), frozenset()])
+def test_projection_keeps_the_files_branch_order(mirror: Path, columns: frozenset[str]) -> None:
+    path = mirror / "MC" / "mc_361106.Zee.4lep.root"
+    graph = _graph(path, "Zee", step_size=1000)
+    info = inspect_file("Zee", str(path), "mini", ("lep_pt", "lep_eta", "mcWeight"))
+    full = reader.PartitionReader("mini", ak.forms.from_json(info.form))
+    projected = full.project_columns(columns)
+    events, report = projected((str(path), 0, 100))
+    assert events.fields == [c for c in ("lep_pt", "lep_eta", "mcWeight") if c in columns]
+    assert len(events) == 100
+    assert report.to_list()[0]["exception"] is None
+    assert graph.partition_files == [str(path)]
