@@ -109,3 +109,28 @@ def test_events_with_fewer_than_four_leptons_never_pass() -> None:
     result = select_four_leptons(*(events[b] for b in LEPTON_BRANCHES))
     assert np.asarray(result.passed).tolist() == [False, True]
     assert np.isnan(np.asarray(result.m4l)[0])
+
+
+def test_the_fast_azimuth_wrap_is_vectors_bit_for_bit() -> None:
+    """``_rectify`` against vector's ``rectify`` on edges, random sums of two azimuths
+    and values far out of range (which take vector's own expression)."""
+    from vector._compute.planar.add import rectify
+
+    from analysis.selection import _rectify
+
+    two_pi, pi = np.float32(2 * np.pi), np.float32(np.pi)
+    edges = np.array(
+        [0.0, -0.0, pi, -pi, two_pi, -two_pi, 2 * two_pi, 3 * pi, -3 * pi, 1e-30, -1e-30],
+        dtype=np.float32,
+    )
+    near = np.concatenate([np.nextafter(edges, np.float32(np.inf)), np.nextafter(edges, -np.inf)])
+    rng = np.random.default_rng(3)
+    sums = (rng.uniform(-np.pi, np.pi, 200_000) + rng.uniform(-np.pi, np.pi, 200_000)).astype(
+        np.float32
+    )
+    for phi in (edges, near.astype(np.float32), sums):
+        expected = rectify(np, phi)
+        assert np.array_equal(_rectify(phi).view(np.uint32), expected.view(np.uint32))
+    far = np.array([100.0, -1e6, np.nan, np.inf], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(_rectify(far), rectify(np, far), equal_nan=True)
