@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from .dask_cluster import WORKER_ALLOCATOR_ENV
+from .dask_cluster import SATURATION_ENV, SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
 
 DEFAULT_DIR = Path(".hzz-cluster")
 STATE_NAME = "state.json"
@@ -253,6 +253,7 @@ def up(
             str(scheduler_file),
         ],
         state_dir,
+        {SATURATION_ENV: SCHEDULER_WORKER_SATURATION},
     )
     state = StackState(scheduler="", dashboard="", processes=[scheduler])
     try:

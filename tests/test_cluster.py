@@ -164,3 +164,17 @@ def test_the_worker_image_sets_the_same_allocator_thresholds() -> None:
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.worker").read_text()
     for name, value in WORKER_ALLOCATOR_ENV.items():
         assert f"{name}={value}" in dockerfile
+
+
+def _saturation(dask_scheduler) -> float:
+    return dask_scheduler.WORKER_SATURATION
+
+
+def test_the_schedulers_send_partition_tasks_at_once() -> None:
+    """The embedded scheduler and the scheduler image both run without root-task queueing."""
+    from cluster.dask_cluster import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
+
+    with dask_client(workers=1, dashboard_address=":0") as client:
+        assert client.run_on_scheduler(_saturation) == float("inf")
+    dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.scheduler").read_text()
+    assert f"{SATURATION_ENV}={SCHEDULER_WORKER_SATURATION}" in dockerfile
