@@ -30,9 +30,10 @@ def read_limit(request: dict[str, Any]) -> dict[str, Any]:
     files = _fileset(request)
     watch = Stopwatch()
     with watch.lap("read_s"):
-        result = read_only(files.paths, request["step_size"], aligned=request.get("aligned", False))
+        result = read_only(files.paths, request["step_size"], inflate=request["inflate"])
     return {
         "seconds": watch.laps["read_s"],
+        "inflate": request["inflate"],
         "events": result.events,
         "partitions": result.partitions,
         "requested_bytes": result.requested_bytes,
@@ -40,6 +41,19 @@ def read_limit(request: dict[str, Any]) -> dict[str, Any]:
         "branch_uncompressed_bytes": result.branch_uncompressed_bytes,
         "file_bytes": files.size_bytes,
         "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+def analysis_only(request: dict[str, Any]) -> dict[str, Any]:
+    from .analysisonly import analyse_in_memory
+
+    files = _fileset(request)
+    result = analyse_in_memory(files.paths, request["step_size"], files.sample.name)
+    return {
+        "seconds": result.seconds,
+        "events": result.events,
+        "n_out": result.n_out,
+        "sumw": result.sumw,
     }
 
 
@@ -86,6 +100,7 @@ def real_set_phases(request: dict[str, Any]) -> dict[str, Any]:
 
 KINDS = {
     "read_limit": read_limit,
+    "analysis_only": analysis_only,
     "notebook": notebook,
     "pipeline": pipeline,
     "graph_build": graph_build,

@@ -2,12 +2,13 @@
 
 Partition by partition with the pipeline's entry ranges (``partition_steps``: steps of
 at most ``step_size``, cut on basket boundaries), into awkward arrays as the pipeline's tasks
-get them from uproot. No analysis can go faster on one core than this.
+get them from uproot. No analysis can go faster on one core than this. Measured with
+uproot's default inflate (zlib) and with ISA-L, the one the pipeline's reader uses: the
+pipeline is judged against the second, the same decompression it does.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import uproot
 
 from analysis.catalogue import load_release
 from analysis.graph import branches_for, partition_steps
+from analysis.reader import use_fast_inflate
 
 #: The branches the pipeline reads for a simulated 2020 sample (the spec's 11).
 MC_BRANCHES = branches_for(load_release("2020").samples["llll"])
@@ -31,39 +33,34 @@ class ReadResult:
     branch_uncompressed_bytes: int = 0
 
 
-def basket_aligned_steps(offsets: list[int], step_size: int) -> list[list[int]]:
-    """Whole baskets per partition (as many as fit in ``step_size``, at least one)."""
-    steps: list[list[int]] = []
-    start = offsets[0]
-    for previous, boundary in itertools.pairwise(offsets):
-        if boundary - start > step_size and previous > start:
-            steps.append([start, previous])
-            start = previous
-    if offsets[-1] > start:
-        steps.append([start, offsets[-1]])
-    return steps
+def set_inflate(library: str) -> None:
+    """``"zlib"`` (uproot's default) or ``"isal"`` (ISA-L, as the pipeline's reader)."""
+    if library == "isal":
+        if use_fast_inflate() != "isal":
+            raise RuntimeError("isal is not installed: cannot measure the ISA-L read limit")
+    elif library == "zlib":
+        uproot.ZLIB.library = "zlib"
+        uproot.compression._DecompressZLIB.library = "zlib"
+    else:
+        raise ValueError(f"unknown inflate library {library!r}: zlib or isal")
 
 
 def read_only(
-    paths: Iterable[str], step_size: int, branches=MC_BRANCHES, aligned: bool = False
+    paths: Iterable[str], step_size: int, branches=MC_BRANCHES, inflate: str = "zlib"
 ) -> ReadResult:
-    """Read every partition of every file; keep nothing.
+    """Read every partition of every file with ``inflate``; keep nothing.
 
-    ``aligned``: every partition ends on a basket boundary (``basket_aligned_steps``);
-    else exactly the pipeline's ``partition_steps`` (which also cuts on basket boundaries
-    where it can, and inside a basket cluster only when the cluster exceeds a step).
+    Partitions are exactly the pipeline's (``partition_steps``: cut on basket
+    boundaries where possible, inside a basket cluster only when it exceeds a step).
     """
+    set_inflate(inflate)
     result = ReadResult()
     for path in paths:
         with uproot.open(path) as file:
             tree = file["mini"]
             entries = tree.num_entries
             offsets = [int(o) for o in tree.common_entry_offsets(filter_name=list(branches))]
-            if aligned:
-                steps = basket_aligned_steps(offsets, step_size)
-            else:
-                steps = partition_steps(entries, step_size, offsets)
-            for start, stop in steps:
+            for start, stop in partition_steps(entries, step_size, offsets):
                 arrays = tree.arrays(list(branches), entry_start=start, entry_stop=stop)
                 result.events += len(arrays)
                 result.partitions += 1

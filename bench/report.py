@@ -26,8 +26,9 @@ TARGET_REAL_SET_MARGIN_S = 2.0
 
 #: Throughput measurements: raw key, label of the table.
 THROUGHPUTS = (
-    ("read_limit", "read limit (1 process, read + decompress only)"),
-    ("read_limit_aligned", "read limit, partitions on basket boundaries"),
+    ("read_limit", "read limit (1 process, read + ISA-L inflate only, as the pipeline reads)"),
+    ("read_limit_zlib", "read limit with uproot's default zlib inflate"),
+    ("analysis_only", "the analysis alone, on events already in memory (1 process)"),
     ("notebook", "notebook algorithm (1 process, uproot.iterate)"),
     ("pipeline_1w", "pipeline, 1 worker (compute phase)"),
     ("pipeline_2w", "pipeline, 2 workers (compute phase)"),
@@ -85,7 +86,14 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
         "events_per_s": rates,
         "ratios": {
             "1w_over_read_limit": ratio("pipeline_1w", "read_limit"),
-            "1w_over_aligned_read_limit": ratio("pipeline_1w", "read_limit_aligned"),
+            "1w_over_zlib_read_limit": ratio("pipeline_1w", "read_limit_zlib"),
+            # the best any pipeline doing this work could do on one core
+            "read_limit_plus_analysis_over_read_limit": guarded(
+                lambda: (
+                    seconds["read_limit"]["min"]
+                    / (seconds["read_limit"]["min"] + seconds["analysis_only"]["min"])
+                )
+            ),
             "2w_over_1w": ratio("pipeline_2w", "pipeline_1w"),
             "2w_over_notebook": ratio("pipeline_2w", "notebook"),
             "1w_over_notebook": ratio("pipeline_1w", "notebook"),
@@ -121,7 +129,6 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
             "default_step_size": default_step_size,
         },
         "bytes": guarded(lambda: _bytes(raw["read_limit"][0], pipeline_runs)),
-        "aligned_requested_bytes": guarded(lambda: raw["read_limit_aligned"][0]["requested_bytes"]),
         "graph_build_many_files": guarded(lambda: _many_files(graph)),
         "real_set": {
             "hzz_run_wall": guarded(lambda: summary(raw["real_hzz_run_wall_s"])),
@@ -187,9 +194,17 @@ def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
 
     return [
         row(
-            "pipeline 1 worker ≥ 0.85 × read limit",
-            lambda: f"{ratios['1w_over_read_limit']:.2f} ×",
+            "pipeline 1 worker ≥ 0.85 × read limit (same ISA-L inflate)",
+            lambda: (
+                f"{ratios['1w_over_read_limit']:.2f} × (at most "
+                f"{ratios['read_limit_plus_analysis_over_read_limit']:.2f} × for this work)"
+            ),
             lambda: ratios["1w_over_read_limit"] >= TARGET_1W_OVER_READ,
+        ),
+        row(
+            "pipeline 1 worker ≥ 0.85 × read limit with uproot's default zlib",
+            lambda: f"{ratios['1w_over_zlib_read_limit']:.2f} ×",
+            lambda: ratios["1w_over_zlib_read_limit"] >= TARGET_1W_OVER_READ,
         ),
         row(
             "pipeline 2 workers ≥ 1.7 × 1 worker",
@@ -340,10 +355,6 @@ def markdown(result: dict[str, Any]) -> str:
                 f" ({100 * nbytes['requested_over_file']:.0f} %); the 11 branches hold "
                 f"{nbytes['needed_branch_compressed_bytes'] / MB:.1f} MB compressed"
             ),
-        ),
-        _line(
-            "bytes requested, basket-aligned partitions",
-            lambda: f"{fig['aligned_requested_bytes'] / MB:.1f} MB",
         ),
         _line(
             "pipeline branches read (column projection)",

@@ -1,8 +1,10 @@
 """``python -m bench [--quick]``: measure everything side by side, print the table, write JSON.
 
 Order: inputs (generated and cached, page cache warmed), then rounds in which the read
-limit, the notebook and the pipeline with 1 and 2 workers take turns (so machine noise
-hits all alike), then graph building for many files, then the real set end to end.
+limit (uproot's default zlib inflate, and ISA-L as the pipeline reads), the analysis
+alone on events in memory, the notebook and the pipeline with 1 and 2 workers take turns
+(so machine noise hits all alike), then graph building for many files, then the real
+set end to end.
 """
 
 from __future__ import annotations
@@ -122,15 +124,18 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
     raw["input"] = {**request, "files": len(files.paths), "step_size": args.step_size}
     raw["input"]["sample"] = raw["input"].pop("sample")
     for n in range(1, args.repeats + 1):
+        for inflate, key in (("zlib", "read_limit_zlib"), ("isal", "read_limit")):
+            recorder.add(
+                key,
+                f"round {n}/{args.repeats}: read limit, {inflate} inflate",
+                lambda inflate=inflate: in_child(
+                    "read_limit", **request, step_size=args.step_size, inflate=inflate
+                ),
+            )
         recorder.add(
-            "read_limit",
-            f"round {n}/{args.repeats}: read limit",
-            lambda: in_child("read_limit", **request, step_size=args.step_size),
-        )
-        recorder.add(
-            "read_limit_aligned",
-            f"round {n}/{args.repeats}: read limit, basket-aligned partitions",
-            lambda: in_child("read_limit", **request, step_size=args.step_size, aligned=True),
+            "analysis_only",
+            f"round {n}/{args.repeats}: the analysis alone, on events in memory",
+            lambda: in_child("analysis_only", **request, step_size=args.step_size),
         )
         recorder.add(
             "notebook",

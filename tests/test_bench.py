@@ -56,21 +56,16 @@ def test_read_limit_reads_only_the_eleven_branches_of_every_partition(mirror: Pa
     assert result.branch_compressed_bytes <= result.requested_bytes < Path(path).stat().st_size
 
 
-def test_basket_aligned_partitions_hold_whole_baskets() -> None:
-    from bench.readlimit import basket_aligned_steps
+def test_both_read_limits_read_the_same_partitions_and_bytes(mirror: Path) -> None:
+    """uproot's default inflate and ISA-L: the same events and bytes, only the speed differs."""
+    import uproot
 
-    offsets = [0, 200_000, 400_000, 500_000]
-    assert basket_aligned_steps(offsets, 200_000) == [
-        [0, 200_000],
-        [200_000, 400_000],
-        [400_000, 500_000],
-    ]
-    assert basket_aligned_steps(offsets, 450_000) == [[0, 400_000], [400_000, 500_000]]
-    assert basket_aligned_steps([0, 100, 250], 50) == [[0, 100], [100, 250]]  # ≥ one basket
-
-
-def test_basket_aligned_read_limit_reads_each_basket_once(mirror: Path) -> None:
     path = str(mirror / load_release("2020").samples["Zee"].path)
-    cut, aligned = read_only([path], step_size=200), read_only([path], 200, aligned=True)
-    assert aligned.events == cut.events == 898
-    assert aligned.branch_compressed_bytes <= aligned.requested_bytes <= cut.requested_bytes
+    isal = read_only([path], step_size=200, inflate="isal")
+    assert uproot.compression._decompress_ZLIB.library == "isal"
+    zlib = read_only([path], step_size=200, inflate="zlib")
+    assert uproot.compression._decompress_ZLIB.library == "zlib"
+    assert isal.events == zlib.events == 898
+    assert isal.partitions == zlib.partitions == 5
+    assert isal.requested_bytes == zlib.requested_bytes
+    read_only([path], step_size=200, inflate="isal")  # leave the process as the pipeline reads
