@@ -73,7 +73,9 @@ class _TreeCache:
             if key in self._trees:
                 self._trees.move_to_end(key)
                 return self._trees[key]
-        opened = uproot.open(location, **dict(options))[tree]
+        # No array cache: a run reads each basket once, and uproot's default (100 MB
+        # per open file) would only hold memory in the cached trees.
+        opened = uproot.open(location, **{"array_cache": None, **options})[tree]
         with self._lock:
             self._trees[key] = opened
             while len(self._trees) > self.size:

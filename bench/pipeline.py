@@ -91,13 +91,16 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
     try:
         with watch.lap("inspect_s"):
             infos = inspect_files(files, release)
+        graph_args = (files.sample, infos, release, step_size)
         with watch.lap("graph_build_s"):
-            graph = sample_graph(files.sample, infos, release, step_size)
+            graph = sample_graph(*graph_args)
         with watch.lap("optimise_s"):
             optimised = dask.optimize(*to_compute(graph))
         compute_s = []
         results: tuple[Any, ...] = ()
-        for _ in range(computes):
+        for n in range(computes):
+            if n:  # a new graph, as a new run builds: nothing the workers kept is reused
+                optimised = dask.optimize(*to_compute(sample_graph(*graph_args)))
             with watch.lap("compute"):
                 futures = client.compute(list(optimised), optimize_graph=False)
                 results = tuple(client.gather(futures))

@@ -48,6 +48,9 @@ def test_a_file_is_opened_once_per_run_whatever_its_partitions(
     n_in, n_out, *_ = _compute_sync(graph)
     assert (int(n_in), int(n_out)) == (898, 243)
     assert opened == [str(path)]
+    # the kept tree holds no arrays: uproot's per-file array cache is off
+    (tree,) = reader.OPEN_TREES._trees.values()
+    assert tree.file.array_cache is None
 
 
 def test_a_new_run_reads_a_file_rewritten_in_place(tmp_path: Path) -> None:
