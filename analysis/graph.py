@@ -11,8 +11,6 @@ so a run can name the bad file and either stop or skip it, never half-count it.
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +26,10 @@ from .binning import m4l_axis
 from .catalogue import Release, Sample, load_release, locate
 from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .files import FileInfo, inspect_file
+from .partitions import DEFAULT_STEP_SIZE, partition_steps
 from .reader import read_partitions
 from .selection import KERNEL_OUTPUT, MASK_OUTPUT, PRESELECTIONS, select_four_leptons
 from .weights import event_weight, weight_branches
-
-#: Entries per partition when none is given: a few partitions for the largest 2020
-#: sample (llll, 554279 entries), one for each small one.
-DEFAULT_STEP_SIZE = 200_000
 
 
 class SampleFileError(RuntimeError):
@@ -63,32 +58,6 @@ def branches_for(sample: Sample, release: Release | None = None) -> tuple[str, .
     if settings.preselection:
         branches += tuple(b for b in PRESELECTIONS[settings.preselection][0] if b not in branches)
     return branches if sample.is_data else branches + weight_branches(release)
-
-
-def partition_steps(
-    entries: int, step_size: int, boundaries: Sequence[int] = ()
-) -> list[list[int]]:
-    """``[[start, stop], …]`` covering ``entries``, each at most ``step_size`` long.
-
-    Cuts fall on basket boundaries (``boundaries``: entries where every needed branch
-    starts a new basket) wherever possible, so no basket is read and decompressed by
-    two partitions; only a basket cluster longer than ``step_size`` is cut inside, into
-    near-equal pieces.
-    """
-    if entries <= 0:
-        return []
-    edges = sorted({0, entries, *(b for b in boundaries if 0 < b < entries)})
-    cuts = [0]
-    for previous, edge in itertools.pairwise(edges):
-        if edge - cuts[-1] > step_size and previous > cuts[-1]:
-            cuts.append(previous)  # close the partition at the last basket boundary
-        if edge - cuts[-1] > step_size and previous == cuts[-1]:
-            # one basket cluster longer than a step: cut it into near-equal pieces
-            pieces = math.ceil((edge - previous) / step_size)
-            inner = np.linspace(previous, edge, pieces + 1).round().astype(int).tolist()
-            cuts.extend(inner[1:-1])
-    cuts.append(entries)
-    return [[a, b] for a, b in itertools.pairwise(cuts)]
 
 
 @dataclass

@@ -18,7 +18,8 @@ import uproot
 
 from analysis.binning import m4l_axis
 from analysis.catalogue import load_release
-from analysis.graph import branches_for, partition_steps
+from analysis.graph import branches_for
+from analysis.partitions import partition_steps
 from analysis.selection import LEPTON_BRANCHES, select_four_leptons
 from analysis.weights import event_weight
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import uproot
 
 from analysis.catalogue import load_release
-from analysis.graph import branches_for, partition_steps
+from analysis.graph import branches_for
+from analysis.partitions import partition_steps
 from analysis.reader import use_fast_inflate
 
 #: The branches the pipeline reads for a simulated 2020 sample (the spec's 11).

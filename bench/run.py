@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.graph import DEFAULT_STEP_SIZE
+from analysis.partitions import DEFAULT_STEP_SIZE
 from analysis.standins import DEFAULT_SEED
 from cluster.commands.common import HelpFormatter
 

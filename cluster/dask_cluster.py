@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from typing import Any
 
 import dask
 from distributed import Client, LocalCluster
 
+from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARD = ":8787"
-
-#: glibc allocator settings for worker processes. Distributed's nanny sets
-#: ``MALLOC_TRIM_THRESHOLD_=65536`` by default, which also freezes glibc's mmap threshold
-#: at 128 KiB: every basket and column buffer is then a fresh mmap, zeroed page by page
-#: and unmapped when freed. For the partition-sized buffers of this analysis that cost
-#: about a quarter of a 1-worker run (`python -m bench`). These are the values glibc's
-#: own dynamic thresholds settle at (mmap above 32 MiB, trim above 64 MiB): memory
-#: still goes back to the system, without a page fault for every buffer.
-#: Dockerfile.worker sets the same variables (the nanny lets the environment win).
-WORKER_ALLOCATOR_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
-    "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
-}
-
-
-#: Scheduler setting: send every ready partition task to a worker at once instead of
-#: queueing root tasks on the scheduler (Dask's default, saturation 1.1). Each partition
-#: is an independent chain (read, select, fill) ending in small sums, so nothing piles
-#: up on a worker, and a single-threaded worker no longer idles for a scheduler round
-#: trip after each of its ~10 tasks per partition (about 8 % of a 1-worker run).
-#: Dockerfile.scheduler sets the same (DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION).
-SCHEDULER_WORKER_SATURATION = "inf"
-SATURATION_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"
 
 
 def cluster_config() -> dict[str, object]:
@@ -46,6 +28,42 @@ def cluster_config() -> dict[str, object]:
     }
 
 
+def open_client(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    dashboard_address: str | None = DEFAULT_DASHBOARD,
+) -> tuple[Client, LocalCluster | None]:
+    """A client of ``scheduler``, or of a new local cluster of ``workers`` processes.
+
+    Worker processes (not threads) because uproot decompression and awkward kernels
+    hold the GIL for part of their work. Close with ``close_client``.
+    """
+    if scheduler:
+        return Client(scheduler, timeout="30s"), None
+    with dask.config.set(cluster_config()):  # read by the scheduler and nannies at start
+        local = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=dashboard_address,
+        )
+    try:
+        return Client(local), local
+    except BaseException:
+        local.close()
+        raise
+
+
+def close_client(client: Client, local: LocalCluster | None) -> None:
+    """Close the client, then the local cluster it came with (if any)."""
+    try:
+        client.close()
+    finally:
+        if local is not None:
+            local.close()
+
+
 @contextmanager
 def dask_client(
     scheduler: str | None = None,
@@ -53,23 +71,56 @@ def dask_client(
     threads_per_worker: int = 1,
     dashboard_address: str | None = DEFAULT_DASHBOARD,
 ) -> Iterator[Client]:
-    """A client of ``scheduler``, or of a local cluster of ``workers`` processes.
-
-    Worker processes (not threads) because uproot decompression and awkward kernels
-    hold the GIL for part of their work. The local cluster is closed on exit.
-    """
-    if scheduler:
-        with Client(scheduler, timeout="30s") as client:
-            yield client
-        return
-    with (
-        dask.config.set(cluster_config()),
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            dashboard_address=dashboard_address,
-        ) as local,
-        Client(local) as client,
-    ):
+    """``open_client`` as a context: the local cluster is closed on exit."""
+    client, local = open_client(scheduler, workers, threads_per_worker, dashboard_address)
+    try:
         yield client
+    finally:
+        close_client(client, local)
+
+
+class BackgroundClient:
+    """``open_client`` and ``close_client`` run in background threads.
+
+    A run starts its cluster first and imports the analysis (Dask, uproot, awkward,
+    hist: about half a second) while the worker processes boot; at the end the
+    cluster shuts down while the figure is written. ``client()`` waits for the start
+    and raises what it raised; ``close()`` returns at once, and the interpreter waits
+    for the shutdown to finish before it exits.
+    """
+
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        threads_per_worker: int = 1,
+        dashboard_address: str | None = DEFAULT_DASHBOARD,
+    ) -> None:
+        self._started = Future[tuple[Client, LocalCluster | None]]()
+        arguments = (scheduler, workers, threads_per_worker, dashboard_address)
+        threading.Thread(target=self._start, args=arguments, name="hzz-cluster-start").start()
+
+    def _start(self, *arguments: Any) -> None:
+        try:
+            self._started.set_result(open_client(*arguments))
+        except BaseException as err:  # handed to the caller of client()
+            self._started.set_exception(err)
+
+    def client(self) -> Client:
+        return self._started.result()[0]
+
+    def close(self, wait: bool = False) -> None:
+        """Shut the cluster down (once its start finished; nothing to do if it failed)."""
+
+        def shut_down() -> None:
+            if self._started.exception() is not None:
+                return  # nothing was started; client() raised the cause
+            try:
+                close_client(*self._started.result())
+            except Exception as err:  # the results are safe; say what did not close
+                log.warning("closing the Dask cluster: %s", err)
+
+        closing = threading.Thread(target=shut_down, name="hzz-cluster-close")
+        closing.start()
+        if wait:
+            closing.join()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from .dask_cluster import SATURATION_ENV, SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
+from .tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
 
 DEFAULT_DIR = Path(".hzz-cluster")
 STATE_NAME = "state.json"

@@ -34,7 +34,6 @@ from pika.spec import Basic, BasicProperties
 
 from analysis.document import SCHEMA, DocumentError, HistogramDocument, from_json
 from analysis.outputs import write_new
-from analysis.plot import render_png
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
 from .ledger import Ledger, tag_png
@@ -245,7 +244,7 @@ class Plotter:
             if existing is None:
                 self.ledger.begin(key)
                 try:
-                    png = tag_png(render_png(document), key)
+                    png = tag_png(_render_png(document), key)
                 except Exception as err:  # a valid document the figure code cannot draw
                     reason = f"rendering failed: {type(err).__name__}: {err}"
                     self._dead_letter(channel, method, properties, body, reason)
@@ -335,8 +334,17 @@ class Plotter:
         channel.basic_reject(method.delivery_tag, requeue=False)
 
 
+def _render_png(document: HistogramDocument) -> bytes:
+    # matplotlib is imported on first use, not when the command line is built
+    from analysis.plot import render_png
+
+    return render_png(document)
+
+
 def serve(options: PlotterOptions) -> int:
     """Run a plotter in this process; SIGTERM and SIGINT stop it cleanly (exit 0)."""
+    import analysis.plot  # noqa: F401  (matplotlib loaded before the first message)
+
     plotter = Plotter(options)
     signal.signal(signal.SIGTERM, plotter.stop)
     signal.signal(signal.SIGINT, plotter.stop)

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from uproot.source.coalesce import CoalesceConfig
 
 from analysis.catalogue import Sample, is_remote, locate
 
@@ -46,6 +45,8 @@ def uproot_open_options(timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     2.22 MB for two branches of the 2025 data15_periodD file, against 128 kB without
     merging: their 76 kB of baskets plus the tree metadata).
     """
+    from uproot.source.coalesce import CoalesceConfig  # uproot only when files are read
+
     return {"timeout": timeout, "coalesce_config": CoalesceConfig(max_range_gap=0)}
 
 

@@ -140,14 +140,14 @@ def test_run_against_a_separately_started_scheduler_and_workers(
 def _allocator_env() -> dict[str, str | None]:
     import os
 
-    from cluster.dask_cluster import WORKER_ALLOCATOR_ENV
+    from cluster.tuning import WORKER_ALLOCATOR_ENV
 
     return {name: os.environ.get(name) for name in WORKER_ALLOCATOR_ENV}
 
 
 def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker."""
-    from cluster.dask_cluster import WORKER_ALLOCATOR_ENV
+    from cluster.tuning import WORKER_ALLOCATOR_ENV
 
     for name in WORKER_ALLOCATOR_ENV:  # a nanny started earlier here exports its own
         monkeypatch.delenv(name, raising=False)
@@ -159,7 +159,7 @@ def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.M
 
 
 def test_the_worker_image_sets_the_same_allocator_thresholds() -> None:
-    from cluster.dask_cluster import WORKER_ALLOCATOR_ENV
+    from cluster.tuning import WORKER_ALLOCATOR_ENV
 
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.worker").read_text()
     for name, value in WORKER_ALLOCATOR_ENV.items():
@@ -172,9 +172,20 @@ def _saturation(dask_scheduler) -> float:
 
 def test_the_schedulers_send_partition_tasks_at_once() -> None:
     """The embedded scheduler and the scheduler image both run without root-task queueing."""
-    from cluster.dask_cluster import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
+    from cluster.tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
 
     with dask_client(workers=1, dashboard_address=":0") as client:
         assert client.run_on_scheduler(_saturation) == float("inf")
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.scheduler").read_text()
     assert f"{SATURATION_ENV}={SCHEDULER_WORKER_SATURATION}" in dockerfile
+
+
+def test_a_background_client_starts_computes_and_closes() -> None:
+    """The cluster ``hzz run`` starts while it imports, and closes while it draws."""
+    from cluster.dask_cluster import BackgroundClient
+
+    background = BackgroundClient(workers=1, dashboard_address=":0")
+    client = background.client()
+    assert client.submit(sum, [1, 2, 3]).result() == 6
+    background.close(wait=True)
+    assert client.status == "closed"

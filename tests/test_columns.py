@@ -8,7 +8,8 @@ import dask_awkward as dak
 import pytest
 
 from analysis.catalogue import load_release
-from analysis.graph import build_graph, partition_steps
+from analysis.graph import build_graph
+from analysis.partitions import partition_steps
 
 SPEC_BRANCHES = {
     "lep_pt",

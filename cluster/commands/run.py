@@ -23,7 +23,7 @@ from .common import (
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     from analysis.catalogue import RELEASES, load_release
-    from analysis.graph import DEFAULT_STEP_SIZE
+    from analysis.partitions import DEFAULT_STEP_SIZE
 
     release = load_release("2020")
     groups = ", ".join(g.key for g in release.groups)
@@ -145,13 +145,6 @@ def _locations(args: argparse.Namespace, default: str) -> list[str]:
 
 def run_command(args: argparse.Namespace) -> int:
     from analysis.catalogue import is_remote, load_release
-    from analysis.graph import SampleFileError
-    from cluster.dask_cluster import dask_client
-    from cluster.report import yields_table
-    from cluster.run import RunOptions, compute_document, write_outputs
-
-    # matplotlib and mplhep take ~0.6 s to import: do it while the workers start.
-    threading.Thread(target=importlib.import_module, args=("analysis.plot",), daemon=True).start()
 
     release = load_release(args.release)
     locations = _locations(args, release.default_location)
@@ -176,41 +169,56 @@ def run_command(args: argparse.Namespace) -> int:
     except RemoteAccessError as err:
         print(f"hzz run: --data {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    options = RunOptions(
-        locations=locations,
-        samples=args.samples,
-        groups=args.groups,
-        step_size=args.step_size,
-        allow_missing=args.allow_missing,
-        skip_bad_files=args.skip_bad_files,
-        show_progress=not args.no_progress,
-        worker_timeout_s=args.worker_timeout,
-        cache_dir=Path(args.cache) if args.cache else None,
-        timeout_s=args.timeout,
-    )
     try:
-        release.select(options.samples, options.groups)
+        release.select(args.samples, args.groups)
     except ValueError as err:
         print(f"hzz run: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    # The worker processes boot while this process imports the analysis; matplotlib
+    # is imported while the workers compute; the cluster shuts down while the figure
+    # is written.
+    from cluster.dask_cluster import BackgroundClient
+
+    cluster = BackgroundClient(args.scheduler, args.workers, dashboard_address=args.dashboard)
     try:
-        with dask_client(args.scheduler, args.workers, dashboard_address=args.dashboard) as client:
+        from analysis.graph import SampleFileError
+        from cluster.run import RunOptions, compute_document
+
+        options = RunOptions(
+            locations=locations,
+            samples=args.samples,
+            groups=args.groups,
+            step_size=args.step_size,
+            allow_missing=args.allow_missing,
+            skip_bad_files=args.skip_bad_files,
+            show_progress=not args.no_progress,
+            worker_timeout_s=args.worker_timeout,
+            cache_dir=Path(args.cache) if args.cache else None,
+            timeout_s=args.timeout,
+        )
+        try:
+            client = cluster.client()
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            plotting = threading.Thread(target=importlib.import_module, args=("analysis.plot",))
+            plotting.start()
             document = compute_document(client, release, options)
-    except SampleFileError as err:
-        print(f"hzz run: {err}", file=sys.stderr)
-        print("hzz run: nothing written", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (OSError, RuntimeError, TimeoutError) as err:
-        print(f"hzz run: {err}", file=sys.stderr)
-        print("hzz run: nothing written", file=sys.stderr)
-        return EXIT_FAILED
+        except SampleFileError as err:
+            print(f"hzz run: {err}", file=sys.stderr)
+            print("hzz run: nothing written", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except (OSError, RuntimeError, TimeoutError) as err:
+            print(f"hzz run: {err}", file=sys.stderr)
+            print("hzz run: nothing written", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        cluster.close()
+
+    from cluster.report import yields_table
+    from cluster.run import write_document, write_outputs
 
     print(yields_table(document))
     if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
-        from cluster.run import write_document
-
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
         return publish_saved(saved, document.to_json(), args, "hzz run")

@@ -1,0 +1,29 @@
+"""Settings of the Dask processes this project starts, and why (measured with ``python -m bench``).
+
+A module of constants only: ``hzz cluster`` and the images use them without importing Dask.
+"""
+
+from __future__ import annotations
+
+#: glibc allocator settings for worker processes. Distributed's nanny sets
+#: ``MALLOC_TRIM_THRESHOLD_=65536`` by default, which also freezes glibc's mmap threshold
+#: at 128 KiB: every basket and column buffer is then a fresh mmap, zeroed page by page
+#: and unmapped when freed. For the partition-sized buffers of this analysis that cost
+#: about a quarter of a 1-worker run (`python -m bench`). These are the values glibc's
+#: own dynamic thresholds settle at (mmap above 32 MiB, trim above 64 MiB): memory
+#: still goes back to the system, without a page fault for every buffer.
+#: Dockerfile.worker sets the same variables (the nanny lets the environment win).
+WORKER_ALLOCATOR_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
+}
+
+
+#: Scheduler setting: send every ready partition task to a worker at once instead of
+#: queueing root tasks on the scheduler (Dask's default, saturation 1.1). Each partition
+#: is an independent chain (read, select, fill) ending in small sums, so nothing piles
+#: up on a worker, and a single-threaded worker no longer idles for a scheduler round
+#: trip after each of its ~10 tasks per partition (about 8 % of a 1-worker run).
+#: Dockerfile.scheduler sets the same (DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION).
+SCHEDULER_WORKER_SATURATION = "inf"
+SATURATION_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"
