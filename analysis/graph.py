@@ -18,18 +18,20 @@ from typing import Any
 import awkward as ak
 import dask
 import dask_awkward as dak
-import hist
-import hist.dask
 import numpy as np
 
-from .binning import m4l_axis
-from .catalogue import Release, Sample, load_release, locate
+from .catalogue import Release, Sample, locate
 from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .files import FileInfo, inspect_file
 from .partitions import DEFAULT_STEP_SIZE, partition_steps
 from .reader import read_partitions
-from .selection import KERNEL_OUTPUT, MASK_OUTPUT, PRESELECTIONS, select_four_leptons
-from .weights import event_weight, weight_branches
+from .summary import (
+    branches_for,
+    row_length,
+    row_meta,
+    summarise_partition,
+    totals_from_row,
+)
 
 
 class SampleFileError(RuntimeError):
@@ -50,31 +52,20 @@ class EventsLostError(RuntimeError):
     """Fewer events were read than the files hold: a partition was lost."""
 
 
-def branches_for(sample: Sample, release: Release | None = None) -> tuple[str, ...]:
-    """The branches a sample needs: leptons and preselection, plus weights for simulation."""
-    release = release or load_release("2020")
-    settings = release.analysis
-    branches = settings.lepton_branches
-    if settings.preselection:
-        branches += tuple(b for b in PRESELECTIONS[settings.preselection][0] if b not in branches)
-    return branches if sample.is_data else branches + weight_branches(release)
-
-
 @dataclass
 class SampleGraph:
     """The lazy results of one sample (all its files): counts, weighted sum, histogram."""
 
     sample: Sample
     files: list[FileInfo]
-    n_in: Any
-    n_out: Any
-    sumw: Any
-    hist: Any
-    report: Any = None  # uproot's per-partition read report (None: no partition)
+    #: The sum of the partitions' rows (``analysis.summary``): lazy, or once computed
+    #: the row itself (read with ``summary.totals_from_row``).
+    totals: Any
+    report: Any = None  # the reader's per-partition report (None: no partition)
     partition_files: list[str] = field(default_factory=list)  # the file of each partition
 
-    def outputs(self) -> tuple[Any, Any, Any, Any]:
-        return (self.n_in, self.n_out, self.sumw, self.hist)
+    def outputs(self) -> tuple[Any]:
+        return (self.totals,)
 
     @property
     def entries(self) -> int:
@@ -98,7 +89,7 @@ class AnalysisGraph:
     missing: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
 
-    def outputs(self) -> list[tuple[Any, Any, Any, Any]]:
+    def outputs(self) -> list[tuple[Any]]:
         """Everything to hand to a single ``dask.compute`` call."""
         return [s.outputs() for s in self.samples]
 
@@ -137,9 +128,8 @@ def read_failures(graph: AnalysisGraph, reports: Sequence[Any]) -> list[ReadFail
     return list(failures.values())
 
 
-def _empty_outputs(release: Release) -> tuple[Any, Any, Any, Any]:
-    histogram = hist.Hist(m4l_axis(release.analysis.binning), storage=hist.storage.Weight())
-    return tuple(dask.delayed(value) for value in (0, 0, 0.0, histogram))  # type: ignore[return-value]
+def _empty_outputs(release: Release) -> tuple[Any]:
+    return (dask.delayed(np.zeros(row_length(release))),)
 
 
 def _common_form(sample: Sample, files: Sequence[FileInfo]) -> ak.forms.Form:
@@ -164,48 +154,30 @@ def sample_graph(
 ) -> SampleGraph:
     """The lazy counts, weighted sum and m4l histogram of one sample's inspected files.
 
-    One fused kernel per partition (``select_four_leptons``) turns the six lepton
-    columns into two flat columns, ``passed`` and ``m4l``; everything after it masks
-    flat columns, never whole records.
+    One task per partition after the read (``summarise_partition``: the fused m4l
+    kernel, weights, histogram fill) gives one row of numbers; the sample's result is
+    the sum of the rows (``hist`` is then the bins' row, made a histogram by
+    ``assemble_document``).
     """
     steps = {f.location: partition_steps(f.entries, step_size, f.boundaries) for f in files}
     partitions = [(location, a, b) for location, s in steps.items() for a, b in s]
     if not partitions:  # only empty files: nothing to read
         return SampleGraph(sample, list(files), *_empty_outputs(release))
-    settings = release.analysis
     events, report = read_partitions(
         release.tree, _common_form(sample, files), partitions, options, label=f"read-{sample.name}"
     )
-    selected = dak.map_partitions(
-        select_four_leptons,
-        *(events[branch] for branch in settings.lepton_branches),
-        units_per_gev=settings.units_per_gev,
-        label="select-four-leptons",
-        meta=ak.Array(KERNEL_OUTPUT.layout.to_typetracer(forget_length=True)),
+    rows = dak.map_partitions(
+        summarise_partition,
+        events,
+        sample=sample,
+        release=release,
+        label=f"select-and-fill-{sample.name}",
+        meta=row_meta(release),
     )
-    passed = selected.passed
-    if settings.preselection:
-        branches, preselect = PRESELECTIONS[settings.preselection]
-        passed = passed & dak.map_partitions(
-            preselect,
-            *(events[branch] for branch in branches),
-            label=settings.preselection.replace("_", "-"),
-            meta=ak.Array(MASK_OUTPUT.layout.to_typetracer(forget_length=True)),
-        )
-    mass = selected.m4l[passed]
-    histogram = hist.dask.Hist(m4l_axis(settings.binning), storage=hist.storage.Weight())
-    n_in = dak.num(passed, axis=0)
-    n_out = dak.sum(passed)
-    if sample.is_data:
-        histogram.fill(mass)
-        sumw = n_out
-    else:
-        weight = dak.values_astype(event_weight(events, sample, release), np.float64)
-        weight = weight[passed]
-        histogram.fill(mass, weight=weight)
-        sumw = dak.sum(weight)
+    # No indexing of the lazy sum here: dask-awkward would compute divisions eagerly.
+    totals = dak.sum(rows, axis=0)
     partition_files = [location for location, _, _ in partitions]
-    return SampleGraph(sample, list(files), n_in, n_out, sumw, histogram, report, partition_files)
+    return SampleGraph(sample, list(files), totals, report, partition_files)
 
 
 def graph_from_files(
@@ -262,8 +234,8 @@ def build_graph(
 
 def check_accounting(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) -> None:
     """Every event of every file was read: events-read equals the files' entries."""
-    for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
-        n_in = int(outputs[0])
+    for sample_graph_, (row,) in zip(graph.samples, computed, strict=True):
+        n_in = totals_from_row(row, graph.release).n_in
         if n_in != sample_graph_.entries:
             raise EventsLostError(
                 f"{sample_graph_.sample.name}: read {n_in} events but its files hold "
@@ -285,14 +257,15 @@ def assemble_document(
     release = graph.release
     styles = {g.key: GroupStyle(g.label, g.colour, g.role) for g in release.groups}
     results: dict[str, SampleResult] = {}
-    for sample_graph_, (n_in, n_out, sumw, histogram) in zip(graph.samples, computed, strict=True):
+    for sample_graph_, (row,) in zip(graph.samples, computed, strict=True):
         sample = sample_graph_.sample
+        totals = totals_from_row(row, release)
         results[sample.name] = SampleResult(
             group=styles[sample.group].label,
-            n_in=int(n_in),
-            n_out=int(n_out),
-            sumw=float(sumw),
-            hist=histogram,
+            n_in=totals.n_in,
+            n_out=totals.n_out,
+            sumw=totals.sumw,
+            hist=totals.hist,
         )
     return HistogramDocument(
         release=release.name,

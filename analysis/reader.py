@@ -39,17 +39,15 @@ def use_fast_inflate() -> str:
 
     ISA-L's inflate gives the same bytes as zlib's at about twice the speed, and the
     ZLIB baskets of the ATLAS Open Data files are most of the reading time. uproot
-    offers the switch (``uproot.ZLIB.library``); its module-level decompressor is an
-    instance of the base class, so the base class is set too.
+    reads every ZLIB basket through one module-level decompressor; only that object
+    is switched (``uproot.ZLIB.library``, the documented switch, would also change
+    how files are *written* in this process, e.g. by ``hzz generate``).
     """
     try:
         import isal.isal_zlib  # noqa: F401
     except ImportError:
         return "zlib"
-    uproot.ZLIB.library = "isal"
-    base = getattr(uproot.compression, "_DecompressZLIB", None)
-    if base is not None:
-        base.library = "isal"
+    uproot.compression._decompress_ZLIB.library = "isal"
     return "isal"
 
 

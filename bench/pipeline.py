@@ -26,6 +26,7 @@ from analysis.graph import (
     partition_steps,
     sample_graph,
 )
+from analysis.summary import totals_from_row
 from cluster.dask_cluster import dask_client
 
 from .inputs import FileSet
@@ -110,7 +111,7 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
         worker_rss = client.run(_worker_peak_rss)
     finally:
         context.__exit__(None, None, None)
-    n_in, n_out, sumw, histogram = results[:4]
+    totals = totals_from_row(results[0], release)
     return {
         "workers": workers,
         "threads_per_worker": 1,
@@ -124,10 +125,10 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
         "compute_s": compute_s,
         "worker_peak_rss_bytes": sorted(worker_rss.values()),
         "client_peak_rss_bytes": peak_rss_bytes(),
-        "n_in": int(n_in),
-        "n_out": int(n_out),
-        "sumw": float(sumw),
-        "hist_sum": float(histogram.sum(flow=True).value),
+        "n_in": totals.n_in,
+        "n_out": totals.n_out,
+        "sumw": totals.sumw,
+        "hist_sum": float(totals.hist.sum(flow=True).value),
         "branches": projected_branches(graph),
     }
 

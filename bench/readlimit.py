@@ -40,8 +40,7 @@ def set_inflate(library: str) -> None:
         if use_fast_inflate() != "isal":
             raise RuntimeError("isal is not installed: cannot measure the ISA-L read limit")
     elif library == "zlib":
-        uproot.ZLIB.library = "zlib"
-        uproot.compression._DecompressZLIB.library = "zlib"
+        uproot.compression._decompress_ZLIB.library = "zlib"
     else:
         raise ValueError(f"unknown inflate library {library!r}: zlib or isal")
 
