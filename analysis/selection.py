@@ -7,8 +7,8 @@ branches share their offsets), the sum-based cuts are fused into one mask, and t
 four-vectors of the selected events are added with ``vector``'s own compute functions
 on float32 NumPy arrays (its object layer and dispatch skipped; one slow step, the
 azimuth wrap, done faster and bit for bit), so m4l agrees with the notebook bit for
-bit. The kernel runs eagerly on awkward arrays (tests, benchmarks) and, through
-``dask_awkward.map_partitions``, on every partition.
+bit. The kernel runs on the awkward arrays of one partition (``analysis.summary``) or
+of a whole file (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ ALLOWED_TYPE_SUMS = (44, 48, 52)
 
 #: The lepton branches the kernel reads, in its argument order.
 LEPTON_BRANCHES = ("lep_pt", "lep_eta", "lep_phi", "lep_E", "lep_charge", "lep_type")
-
-#: What the kernel returns per event: the selection decision and m4l in GeV
-#: (NaN for an event with fewer than four leptons, which never passes).
-KERNEL_OUTPUT = ak.Array({"passed": np.zeros(0, dtype=bool), "m4l": np.zeros(0, dtype=np.float32)})
 
 
 def _offsets_and_content(array: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +143,6 @@ def select_four_leptons(
     m4l is computed for the events that pass (as the notebook does) and is NaN for the
     others; its float32 arithmetic is vector's, operation for operation.
     """
-    if ak.backend(pt) == "typetracer":  # dask-awkward tracing: all inputs are read
-        for column in (pt, eta, phi, energy, charge, lepton_type):
-            ak.typetracer.touch_data(column)
-        return ak.Array(KERNEL_OUTPUT.layout.to_typetracer(forget_length=True))
-
     starts, complete, contents = _lepton_index((pt, eta, phi, energy, charge, lepton_type))
     q, t = contents[4], contents[5]
     q4 = [q[starts + k] for k in range(4)]
@@ -190,18 +181,6 @@ def _kernel_on(events: Any) -> ak.Array:
     return select_four_leptons(*(events[branch] for branch in LEPTON_BRANCHES))
 
 
-#: What a preselection returns per event.
-MASK_OUTPUT = ak.Array(np.zeros(0, dtype=bool))
-
-
-def _typetracer_mask(*columns: Any) -> ak.Array | None:
-    if ak.backend(columns[0]) != "typetracer":
-        return None
-    for column in columns:
-        ak.typetracer.touch_data(column)
-    return ak.Array(MASK_OUTPUT.layout.to_typetracer(forget_length=True))
-
-
 def trigger_pt_id_iso_2025(
     trig_e: Any,
     trig_m: Any,
@@ -219,11 +198,6 @@ def trigger_pt_id_iso_2025(
     its identification and isolation (electrons loose ID and loose isolation, muons
     medium ID and loose isolation).
     """
-    traced = _typetracer_mask(
-        trig_e, trig_m, trig_matched, pt, lepton_type, loose_id, loose_iso, medium_id
-    )
-    if traced is not None:
-        return traced
     trigger = np.asarray(trig_e, dtype=bool) | np.asarray(trig_m, dtype=bool)
     matched = np.asarray(ak.any(trig_matched, axis=1), dtype=bool)
     (pt4, type4, lid4, liso4, mid4), complete = _first_four(
