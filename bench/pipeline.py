@@ -48,7 +48,7 @@ def count_partitions(infos: list[FileInfo], step_size: int) -> int:
 
 
 def to_compute(graph: SampleGraph) -> list[Any]:
-    """The outputs, and uproot's read report when the graph has one (as a run computes it)."""
+    """The outputs, and the reader's report when the graph has one (as a run computes it)."""
     return [*graph.outputs(), *([graph.report] if graph.report is not None else [])]
 
 

@@ -36,7 +36,7 @@ class RemoteAccessError(OSError):
 
 
 def uproot_open_options(timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """Options for ``uproot.dask``/``uproot.open`` of remote files, carried to the workers.
+    """Options for ``uproot.open`` of remote files (reader, inspection), sent to the workers.
 
     ``timeout``: a server that stops answering fails the read instead of hanging it.
     ``coalesce_config``: uproot merges byte ranges less than 32 KiB apart into one
