@@ -170,12 +170,12 @@ def _saturation(dask_scheduler) -> float:
     return dask_scheduler.WORKER_SATURATION
 
 
-def test_the_schedulers_send_partition_tasks_at_once() -> None:
-    """The embedded scheduler and the scheduler image both run without root-task queueing."""
+def test_the_schedulers_hand_out_two_partition_tasks_per_thread() -> None:
+    """The embedded scheduler and the scheduler image use the same saturation."""
     from cluster.tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
 
     with dask_client(workers=1, dashboard_address=":0") as client:
-        assert client.run_on_scheduler(_saturation) == float("inf")
+        assert client.run_on_scheduler(_saturation) == float(SCHEDULER_WORKER_SATURATION) == 2.0
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.scheduler").read_text()
     assert f"{SATURATION_ENV}={SCHEDULER_WORKER_SATURATION}" in dockerfile
 
