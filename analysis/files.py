@@ -14,10 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import awkward as ak
 import uproot
 
-from .reader import tree_form
 from .standins import read_mark
+
+
+def tree_form(tree: Any, branches: Sequence[str]) -> ak.forms.Form:
+    """The awkward form ``tree.arrays(branches)`` returns, from the branch headers only."""
+    contents = [tree[name].interpretation.awkward_form(tree.file) for name in branches]
+    return ak.forms.RecordForm(contents, list(branches))
 
 
 @dataclass(frozen=True)

@@ -30,31 +30,31 @@ from dask_awkward.lib.io.columnar import ColumnProjectionMixin
 #: Open trees kept per worker process (a few files in flight; headers are small).
 TREE_CACHE_SIZE = 8
 
-#: The fields of a read report row (one row per partition).
-REPORT_FIELDS = ("location", "entry_start", "entry_stop", "exception", "message", "seconds")
+
+def use_inflate(library: str) -> None:
+    """Inflate the ZLIB baskets this process reads with ``"zlib"`` or ``"isal"``.
+
+    uproot reads every ZLIB basket through one module-level decompressor; only that
+    object is switched (``uproot.ZLIB.library``, the documented switch, would also
+    change how files are *written* in this process, e.g. by ``hzz generate``).
+    """
+    if library not in ("zlib", "isal"):
+        raise ValueError(f"unknown inflate library {library!r}: zlib or isal")
+    uproot.compression._decompress_ZLIB.library = library
 
 
 def use_fast_inflate() -> str:
     """Decompress ZLIB baskets with ISA-L (``isal``) when it is installed; the library used.
 
     ISA-L's inflate gives the same bytes as zlib's at about twice the speed, and the
-    ZLIB baskets of the ATLAS Open Data files are most of the reading time. uproot
-    reads every ZLIB basket through one module-level decompressor; only that object
-    is switched (``uproot.ZLIB.library``, the documented switch, would also change
-    how files are *written* in this process, e.g. by ``hzz generate``).
+    ZLIB baskets of the ATLAS Open Data files are most of the reading time.
     """
     try:
         import isal.isal_zlib  # noqa: F401
     except ImportError:
         return "zlib"
-    uproot.compression._decompress_ZLIB.library = "isal"
+    use_inflate("isal")
     return "isal"
-
-
-def tree_form(tree: Any, branches: Sequence[str]) -> ak.forms.Form:
-    """The awkward form ``tree.arrays(branches)`` returns, from the branch headers only."""
-    contents = [tree[name].interpretation.awkward_form(tree.file) for name in branches]
-    return ak.forms.RecordForm(contents, list(branches))
 
 
 class _TreeCache:

@@ -17,7 +17,7 @@ import uproot
 from analysis.catalogue import load_release
 from analysis.graph import branches_for
 from analysis.partitions import partition_steps
-from analysis.reader import use_fast_inflate
+from analysis.reader import use_fast_inflate, use_inflate
 
 #: The branches the pipeline reads for a simulated 2020 sample (the spec's 11).
 MC_BRANCHES = branches_for(load_release("2020").samples["llll"])
@@ -36,13 +36,9 @@ class ReadResult:
 
 def set_inflate(library: str) -> None:
     """``"zlib"`` (uproot's default) or ``"isal"`` (ISA-L, as the pipeline's reader)."""
-    if library == "isal":
-        if use_fast_inflate() != "isal":
-            raise RuntimeError("isal is not installed: cannot measure the ISA-L read limit")
-    elif library == "zlib":
-        uproot.compression._decompress_ZLIB.library = "zlib"
-    else:
-        raise ValueError(f"unknown inflate library {library!r}: zlib or isal")
+    if library == "isal" and use_fast_inflate() != "isal":
+        raise RuntimeError("isal is not installed: cannot measure the ISA-L read limit")
+    use_inflate(library)
 
 
 def read_only(

@@ -200,8 +200,7 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             client = cluster.client()
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
-            plotting = threading.Thread(target=importlib.import_module, args=("analysis.plot",))
-            plotting.start()
+            threading.Thread(target=importlib.import_module, args=("analysis.plot",)).start()
             document = compute_document(client, release, options)
         except SampleFileError as err:
             print(f"hzz run: {err}", file=sys.stderr)
