@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import hist
+if TYPE_CHECKING:  # hist is imported where an axis is made: the CLI's help stays light
+    import hist
 
 M4L_NAME = "m4l"
 M4L_LABEL = "4-lepton invariant mass $m_{4l}$ [GeV]"
@@ -29,6 +31,8 @@ DEFAULT_BINNING = Binning()
 
 def m4l_axis(binning: Binning = DEFAULT_BINNING) -> hist.axis.Regular:
     """A fresh m4l axis; every histogram of a run and of its document has this layout."""
+    import hist
+
     return hist.axis.Regular(
         binning.bins, binning.low, binning.high, name=M4L_NAME, label=M4L_LABEL
     )

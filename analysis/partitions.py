@@ -1,7 +1,7 @@
 """How a file's entries are cut into partitions (one Dask task each).
 
 Kept apart from the graph so that the command line can show the default without
-importing Dask and uproot.
+importing Dask, uproot or NumPy.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-
-import numpy as np
 
 #: Entries per partition when none is given: a few partitions for the largest 2020
 #: sample (llll, 554279 entries), one for each small one.
@@ -36,6 +34,8 @@ def partition_steps(
             cuts.append(previous)  # close the partition at the last basket boundary
         if edge - cuts[-1] > step_size and previous == cuts[-1]:
             # one basket cluster longer than a step: cut it into near-equal pieces
+            import numpy as np  # only here: the command line imports this module
+
             pieces = math.ceil((edge - previous) / step_size)
             inner = np.linspace(previous, edge, pieces + 1).round().astype(int).tolist()
             cuts.extend(inner[1:-1])

@@ -24,11 +24,10 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from .defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
-DEFAULT_EXCHANGE = "hzz.histograms"
-DEFAULT_QUEUE = "hzz.plots"
 ROUTING_KEY = "histograms"
 HEARTBEAT_S = 30
 

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from analysis.catalogue import Release, Sample, join
 
+from .defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from .remote import (
-    DEFAULT_TIMEOUT_S,
     RemoteAccessError,
     describe_network_error,
     is_http,
@@ -39,7 +39,6 @@ NETWORK_CHUNK_BYTES = 64 * 1024
 #: Hidden lock file in each folder written to: two runs never write one .part together.
 LOCK_NAME = ".hzz-fetch.lock"
 #: Resumes after a dropped connection before giving up (within one call).
-DEFAULT_RETRIES = 3
 
 
 class RemoteFileMissing(RemoteAccessError):

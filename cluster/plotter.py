@@ -36,12 +36,12 @@ from analysis.document import SCHEMA, DocumentError, HistogramDocument, from_jso
 from analysis.outputs import write_new
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
+from .defaults import DEFAULT_MAX_BYTES
 from .ledger import Ledger, tag_png
 from .publisher import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 REASON_HEADER = "x-hzz-reject-reason"
 #: Test hook: seconds to wait between writing the PNG and acking (crash window).
 PAUSE_ENV = "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK"

@@ -17,8 +17,7 @@ import requests
 
 from analysis.catalogue import Sample, is_remote, locate
 
-#: Seconds to wait for a server to connect or answer (``--timeout``).
-DEFAULT_TIMEOUT_S = 30.0
+from .defaults import DEFAULT_TIMEOUT_S
 
 XROOTD_HINT = (
     "reading root:// URLs needs the XRootD client, which is not installed: "

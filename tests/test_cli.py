@@ -128,6 +128,19 @@ def test_unknown_sample_and_bad_options_are_named(mirror: Path, tmp_path: Path) 
     assert result.returncode == 2 and "lots" in result.stderr
 
 
+def test_building_the_command_line_imports_nothing_heavy() -> None:
+    """The parser is built before ``hzz run`` starts its cluster: it must stay light."""
+    heavy = ("numpy", "uproot", "awkward", "hist", "dask", "distributed", "pika", "requests")
+    code = (
+        "import sys; from cluster.cli import build_parser; build_parser(); "
+        f"print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
 def test_help_documents_the_options() -> None:
     result = hzz("run", "--help")
     assert result.returncode == 0

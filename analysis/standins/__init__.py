@@ -2,9 +2,23 @@
 
 ``write_standins`` writes files in exactly the 2020 ``mini`` format and server layout;
 ``read_mark`` tells them apart from real files by the mark stored inside each one.
+The writer (uproot, NumPy) is imported on first use, so that the command line's help
+can name the stand-ins and the default seed without it.
 """
 
-from .samples import STANDINS, StandinSpec
-from .writer import DEFAULT_SEED, WrittenFile, read_mark, write_standins
+from typing import Any
+
+from .samples import DEFAULT_SEED, STANDINS, StandinSpec
+
+_FROM_WRITER = ("WrittenFile", "read_mark", "write_standins")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_WRITER:
+        from . import writer
+
+        return getattr(writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["DEFAULT_SEED", "STANDINS", "StandinSpec", "WrittenFile", "read_mark", "write_standins"]

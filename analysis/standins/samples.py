@@ -12,6 +12,9 @@ from typing import Literal
 
 Process = Literal["higgs", "zz"]
 
+#: The generator seed of `hzz generate` and the benchmarks, unless one is given.
+DEFAULT_SEED = 20200122
+
 
 @dataclass(frozen=True)
 class FailModes:

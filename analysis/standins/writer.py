@@ -20,13 +20,12 @@ import uproot
 
 from ..catalogue import load_release
 from .events import generate_sample
-from .samples import STANDINS, StandinSpec
+from .samples import DEFAULT_SEED, STANDINS, StandinSpec
 
 GENERATOR = "hzz-standins"
 GENERATOR_VERSION = "1"
 MARK_KEY = "hzz_standin"
 TREE = "mini"
-DEFAULT_SEED = 20200122
 #: Entries per basket: the real files' baskets hold ~10⁵ events (fBasketSize 2–3 MB).
 CHUNK_ENTRIES = 200_000
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
     """Where the broker is and which exchange/queue, shared by run, publish and plotter."""
-    from cluster.amqp import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+    from cluster.defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
 
     if run:
         parser.add_argument(
@@ -103,7 +103,7 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.plotter import DEFAULT_MAX_BYTES
+    from cluster.defaults import DEFAULT_MAX_BYTES
 
     parser = subparsers.add_parser(
         "plotter",

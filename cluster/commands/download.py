@@ -10,8 +10,7 @@ from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter, names
 
 
 def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.download import DEFAULT_RETRIES
-    from cluster.remote import DEFAULT_TIMEOUT_S
+    from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
     parser = subparsers.add_parser(
         "download",
