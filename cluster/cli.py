@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from cluster.commands import REGISTRARS
@@ -48,5 +51,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
+def entry() -> None:
+    """The ``hzz`` console script: ``main``, then exit without the interpreter's teardown.
+
+    When a command returns, its files are written and closed. What remains is what the
+    interpreter does at exit: wait for threads (a cluster shutting down), run the
+    ``atexit`` handlers, flush the streams (all done here, in that order), then free
+    every imported module one by one: Dask, bokeh, matplotlib, … about 0.4 s of a
+    3 s ``hzz run`` (``python -m bench``), skipped by ``os._exit``.
+    """
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
