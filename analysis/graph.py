@@ -5,8 +5,9 @@ so the graph is partitioned from known entry counts without the client opening a
 file again, and one read layer (``analysis.reader``) covers all files of a sample:
 building the graph stays cheap for thousands of files. Events are read by the Dask
 workers when the graph is computed, and only the branches the kernel and the weights
-use. Partition read errors are caught and reported per file (the reader's report),
-so a run can name the bad file and either stop or skip it, never half-count it.
+use. Partition read errors are caught and reported per file (each partition's
+summary says how its read went), so a run can name the bad file and either stop or
+skip it, never half-count it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from .files import FileInfo, inspect_file
 from .partitions import DEFAULT_STEP_SIZE, partition_steps
 from .reader import read_partitions
 from .summary import (
+    SampleTotals,
     branches_for,
-    row_length,
-    row_meta,
-    summarise_partition,
+    partition_summary,
+    rows_total,
+    summary_meta,
     totals_from_row,
 )
 
@@ -58,14 +60,13 @@ class SampleGraph:
 
     sample: Sample
     files: list[FileInfo]
-    #: The sum of the partitions' rows (``analysis.summary``): lazy, or once computed
-    #: the row itself (read with ``summary.totals_from_row``).
-    totals: Any
-    report: Any = None  # the reader's per-partition report (None: no partition)
+    #: One summary record per partition (``analysis.summary.partition_summary``: its
+    #: row of numbers and how it was read): lazy, or once computed the records.
+    summaries: Any
     partition_files: list[str] = field(default_factory=list)  # the file of each partition
 
     def outputs(self) -> tuple[Any]:
-        return (self.totals,)
+        return (self.summaries,)
 
     @property
     def entries(self) -> int:
@@ -93,10 +94,6 @@ class AnalysisGraph:
         """Everything to hand to a single ``dask.compute`` call."""
         return [s.outputs() for s in self.samples]
 
-    def reports(self) -> list[Any]:
-        """The read reports, one per sample (compute them with the outputs)."""
-        return [s.report for s in self.samples]
-
     @property
     def generated(self) -> list[str]:
         """Names of the samples read from simulated stand-ins, for the document and figure."""
@@ -112,24 +109,53 @@ class ReadFailure:
     cause: str
 
 
-def read_failures(graph: AnalysisGraph, reports: Sequence[Any]) -> list[ReadFailure]:
-    """The failed partitions in computed reports, one entry per bad file."""
+def read_failures(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) -> list[ReadFailure]:
+    """The partitions that failed to read, in computed outputs: one entry per bad file."""
     failures: dict[tuple[str, str], ReadFailure] = {}
-    for sample_graph_, report in zip(graph.samples, reports, strict=True):
-        if report is None:
-            continue
-        for index, row in enumerate(report.to_list()):
-            if row["exception"] is None:
-                continue
-            location = sample_graph_.partition_files[index]
-            key = (sample_graph_.sample.name, location)
+    for sample_graph_, (summaries,) in zip(graph.samples, computed, strict=True):
+        failed = summaries[~ak.is_none(summaries["exception"])]
+        for row in failed[["location", "exception", "message"]].to_list():
+            key = (sample_graph_.sample.name, row["location"])
             cause = f"{row['exception']}: {row['message']}".replace("\n", " ")
-            failures.setdefault(key, ReadFailure(key[0], location, " ".join(cause.split())))
+            failures.setdefault(key, ReadFailure(key[0], key[1], " ".join(cause.split())))
     return list(failures.values())
 
 
+def leave_out(
+    graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]], failures: Sequence[ReadFailure]
+) -> tuple[AnalysisGraph, list[tuple[Any, ...]]]:
+    """The graph and its computed outputs without the files that failed to read.
+
+    A file with any unreadable partition is left out whole (all its partitions'
+    summaries, which name their file, are dropped) and listed as skipped, so it is
+    never half-counted; a sample left with no file is dropped.
+    """
+    samples: list[SampleGraph] = []
+    outputs: list[tuple[Any, ...]] = []
+    for sample_graph_, (summaries,) in zip(graph.samples, computed, strict=True):
+        name = sample_graph_.sample.name
+        bad = {f.location for f in failures if f.sample == name}
+        good = [f for f in sample_graph_.files if f.location not in bad]
+        if not good:
+            continue
+        if bad:
+            keep = [location not in bad for location in summaries["location"].to_list()]
+            summaries = summaries[np.asarray(keep, dtype=bool)]
+        samples.append(SampleGraph(sample_graph_.sample, good, summaries))
+        outputs.append((summaries,))
+    skipped = [*graph.skipped, *(SkippedFile(f.sample, f.location, f.cause) for f in failures)]
+    return AnalysisGraph(graph.release, samples, list(graph.missing), skipped), outputs
+
+
+def sample_totals(computed: tuple[Any, ...], release: Release) -> SampleTotals:
+    """A sample's counts, Σw and histogram from its computed outputs."""
+    (summaries,) = computed
+    return totals_from_row(rows_total(summaries, release), release)
+
+
 def _empty_outputs(release: Release) -> tuple[Any]:
-    return (dask.delayed(np.zeros(row_length(release))),)
+    empty = ak.Array(summary_meta(release).layout.form.length_zero_array())
+    return (dask.delayed(empty),)
 
 
 def _common_form(sample: Sample, files: Sequence[FileInfo]) -> ak.forms.Form:
@@ -154,30 +180,28 @@ def sample_graph(
 ) -> SampleGraph:
     """The lazy counts, weighted sum and m4l histogram of one sample's inspected files.
 
-    One task per partition after the read (``summarise_partition``: the fused m4l
-    kernel, weights, histogram fill) gives one row of numbers; the sample's result is
-    the sum of the rows (``hist`` is then the bins' row, made a histogram by
-    ``assemble_document``).
+    One task per partition, the read fused with its summary (``partition_summary``:
+    the m4l kernel, weights, histogram fill, and how the read went), gives one record;
+    the sample's result is the sum of their rows, taken by ``sample_totals`` from the
+    computed records (a few numbers per partition: no reduction tasks needed).
     """
     steps = {f.location: partition_steps(f.entries, step_size, f.boundaries) for f in files}
     partitions = [(location, a, b) for location, s in steps.items() for a, b in s]
     if not partitions:  # only empty files: nothing to read
         return SampleGraph(sample, list(files), *_empty_outputs(release))
-    events, report = read_partitions(
+    events = read_partitions(
         release.tree, _common_form(sample, files), partitions, options, label=f"read-{sample.name}"
     )
-    rows = dak.map_partitions(
-        summarise_partition,
+    summaries = dak.map_partitions(
+        partition_summary,
         events,
         sample=sample,
         release=release,
         label=f"select-and-fill-{sample.name}",
-        meta=row_meta(release),
+        meta=summary_meta(release),
     )
-    # No indexing of the lazy sum here: dask-awkward would compute divisions eagerly.
-    totals = dak.sum(rows, axis=0)
     partition_files = [location for location, _, _ in partitions]
-    return SampleGraph(sample, list(files), totals, report, partition_files)
+    return SampleGraph(sample, list(files), summaries, partition_files)
 
 
 def graph_from_files(
@@ -234,8 +258,8 @@ def build_graph(
 
 def check_accounting(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) -> None:
     """Every event of every file was read: events-read equals the files' entries."""
-    for sample_graph_, (row,) in zip(graph.samples, computed, strict=True):
-        n_in = totals_from_row(row, graph.release).n_in
+    for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
+        n_in = sample_totals(outputs, graph.release).n_in
         if n_in != sample_graph_.entries:
             raise EventsLostError(
                 f"{sample_graph_.sample.name}: read {n_in} events but its files hold "
@@ -246,7 +270,7 @@ def check_accounting(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) 
 
 def assemble_document(
     graph: AnalysisGraph,
-    computed: Sequence[tuple[Any, Any, Any, Any]],
+    computed: Sequence[tuple[Any, ...]],
     generated: Sequence[str] | None = None,
 ) -> HistogramDocument:
     """The histogram document from the computed outputs of ``graph.outputs()``.
@@ -257,9 +281,9 @@ def assemble_document(
     release = graph.release
     styles = {g.key: GroupStyle(g.label, g.colour, g.role) for g in release.groups}
     results: dict[str, SampleResult] = {}
-    for sample_graph_, (row,) in zip(graph.samples, computed, strict=True):
+    for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
         sample = sample_graph_.sample
-        totals = totals_from_row(row, release)
+        totals = sample_totals(outputs, release)
         results[sample.name] = SampleResult(
             group=styles[sample.group].label,
             n_in=totals.n_in,

@@ -9,9 +9,15 @@ the number of partitions. Everything else is uproot's public API
 (``TTree.arrays`` over an entry range) and dask-awkward's column projection
 (``ColumnProjectionMixin``: only the branches the graph touches are read).
 
-Read errors never raise out of a task: the partition comes back empty with a report
-row naming the file and the cause, so that a run can name the bad file and either stop
-or skip it, and its event accounting never half-counts a file.
+Read errors never raise out of a task: the partition comes back empty, and every
+partition carries how its read went (``read_outcome``: file, entry range, exception and
+message, seconds) in its awkward ``attrs``. The partition's summary
+(``analysis.summary``) passes that on with its numbers, so that a run can name a bad
+file and either stop or skip it, and its event accounting never half-counts a file.
+The outcome rides with the events, not in a report collection of its own beside them:
+a separate report would give every read two consumers, and Dask could no longer fuse
+the read with the summary into one task (one task per partition instead of three, and
+the summary runs on events still in the CPU's caches: ``python -m bench``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from dask_awkward.lib.io.columnar import ColumnProjectionMixin
 
 #: Open trees kept per worker process (a few files in flight; headers are small).
 TREE_CACHE_SIZE = 8
+
+#: The ``attrs`` key of a partition's read outcome.
+READ_OUTCOME = "hzz.read"
 
 
 def use_inflate(library: str) -> None:
@@ -89,19 +98,24 @@ class _TreeCache:
 OPEN_TREES = _TreeCache(TREE_CACHE_SIZE)
 
 
-def _report(location: str, start: int, stop: int, error: BaseException | None, seconds: float):
-    return ak.Array(
-        [
-            {
-                "location": location,
-                "entry_start": start,
-                "entry_stop": stop,
-                "exception": None if error is None else type(error).__name__,
-                "message": None if error is None else str(error),
-                "seconds": seconds,
-            }
-        ]
-    )
+def _outcome(
+    location: str, start: int, stop: int, error: BaseException | None, seconds: float
+) -> dict[str, Any]:
+    return {
+        "location": location,
+        "entry_start": start,
+        "entry_stop": stop,
+        "exception": None if error is None else type(error).__name__,
+        "message": None if error is None else str(error),
+        "seconds": seconds,
+    }
+
+
+def read_outcome(events: Any) -> dict[str, Any] | None:
+    """How a partition's read went (file, entry range, exception and message or None,
+    seconds), for events read by ``PartitionReader``; None for any other array."""
+    attrs = getattr(events, "attrs", None) or {}
+    return attrs.get(READ_OUTCOME)
 
 
 class PartitionReader(ColumnProjectionMixin):
@@ -114,7 +128,7 @@ class PartitionReader(ColumnProjectionMixin):
     behavior: Mapping | None = None
     attrs: Mapping | None = None
     use_optimization = True
-    return_report = True
+    return_report = False  # the outcome travels in the partition's attrs instead
 
     def __init__(
         self,
@@ -140,7 +154,7 @@ class PartitionReader(ColumnProjectionMixin):
         keep = [name for name in self._form.fields if name in columns]
         return PartitionReader(self.tree, self._form.select_columns(keep), self.options, self.run)
 
-    def __call__(self, partition: tuple[str, int, int]) -> tuple[ak.Array, ak.Array]:
+    def __call__(self, partition: tuple[str, int, int]) -> ak.Array:
         location, start, stop = partition
         began = time.monotonic()
         try:
@@ -152,10 +166,11 @@ class PartitionReader(ColumnProjectionMixin):
                 arrays = ak.Array(ak.contents.RecordArray([], fields=[], length=stop - start))
             if len(arrays) != stop - start:
                 raise OSError(f"read {len(arrays)} of entries {start}–{stop}")
-        except Exception as error:  # any read error: an empty partition and a report row
-            empty = ak.Array(self._form.length_zero_array())
-            return empty, _report(location, start, stop, error, time.monotonic() - began)
-        return arrays, _report(location, start, stop, None, time.monotonic() - began)
+        except Exception as error:  # any read error: an empty partition that says why
+            outcome = _outcome(location, start, stop, error, time.monotonic() - began)
+            return ak.Array(self._form.length_zero_array(), attrs={READ_OUTCOME: outcome})
+        outcome = _outcome(location, start, stop, None, time.monotonic() - began)
+        return ak.Array(arrays, attrs={READ_OUTCOME: outcome})
 
 
 def read_partitions(
@@ -164,8 +179,8 @@ def read_partitions(
     partitions: Sequence[tuple[str, int, int]],
     options: Mapping[str, Any] | None = None,
     label: str = "read-tree",
-) -> tuple[Any, Any]:
-    """The lazy events of ``partitions`` and their lazy read report (one row each).
+) -> Any:
+    """The lazy events of ``partitions``, each partition with its ``read_outcome``.
 
     No divisions are declared, on purpose: dask-awkward would answer event counts from
     them instead of from what was actually read, and the run's accounting would be blind.

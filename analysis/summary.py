@@ -3,11 +3,13 @@
 Selection, weights and the histogram fill run together in one function per partition,
 and its result is a single row: events read, events selected, Σw, then the m4l
 histogram's bin sums and variances (flow bins included). A sample's result is the sum
-of its rows. In the graph that is one task per partition after the read, instead of a
-dozen (kernel, masks, counts, weights, fill: each a task of its own when they are
-separate dask-awkward operations), and a single tree reduction; the scheduler's work
-per partition, which competes with the workers for the same cores on a small machine,
-shrinks accordingly (``python -m bench``).
+of its rows. ``partition_summary`` adds how the partition was read (file, entry range,
+error if any) to the row: one small record per partition, the only thing a worker
+sends back. In the graph the read and the summary fuse into one task per partition,
+instead of a dozen (kernel, masks, counts, weights, fill: each a task of its own when
+they are separate dask-awkward operations, plus a report and a reduction); the
+scheduler's work per partition, which competes with the workers for the same cores on
+a small machine, shrinks accordingly (``python -m bench``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from .binning import m4l_axis
 from .catalogue import Release, Sample, load_release
+from .reader import read_outcome
 from .selection import PRESELECTIONS, select_four_leptons
 from .weights import event_weight, weight_branches
 
@@ -43,10 +46,44 @@ def row_length(release: Release) -> int:
     return FIRST_BIN + 2 * (release.analysis.binning.bins + 2)
 
 
-def row_meta(release: Release) -> ak.Array:
-    """The typetracer of a partition's rows, for dask-awkward."""
-    empty = ak.Array(np.zeros((0, row_length(release))))
-    return ak.Array(empty.layout.to_typetracer(forget_length=True))
+def _string(text: str) -> ak.contents.Content:
+    """One string, as a layout."""
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    return ak.contents.ListOffsetArray(
+        ak.index.Index64(np.array([0, len(data)], dtype=np.int64)),
+        ak.contents.NumpyArray(data, parameters={"__array__": "char"}),
+        parameters={"__array__": "string"},
+    )
+
+
+def _optional_string(text: str | None) -> ak.contents.Content:
+    """One string or None, as a layout whose type is ?string either way."""
+    valid = np.array([text is not None], dtype=np.int8)
+    return ak.contents.ByteMaskedArray(ak.index.Index8(valid), _string(text or ""), True)
+
+
+def summary_record(row: np.ndarray, outcome: dict[str, Any]) -> ak.Array:
+    """A one-record array: ``row`` and the read ``outcome``, built directly as a layout
+    (``ak.enforce_type`` parses its type string on every call: 6 % of a task)."""
+    fields = {
+        "row": ak.contents.RegularArray(
+            ak.contents.NumpyArray(np.ascontiguousarray(row, dtype=np.float64).reshape(-1)),
+            size=row.size,
+        ),
+        "location": _string(outcome.get("location", "")),
+        "entry_start": ak.contents.NumpyArray(np.array([outcome.get("entry_start", 0)], np.int64)),
+        "entry_stop": ak.contents.NumpyArray(np.array([outcome.get("entry_stop", 0)], np.int64)),
+        "exception": _optional_string(outcome.get("exception")),
+        "message": _optional_string(outcome.get("message")),
+        "seconds": ak.contents.NumpyArray(np.array([outcome.get("seconds", 0.0)], np.float64)),
+    }
+    return ak.Array(ak.contents.RecordArray(list(fields.values()), list(fields), length=1))
+
+
+def summary_meta(release: Release) -> ak.Array:
+    """The typetracer of a partition's summary, for dask-awkward."""
+    example = summary_record(np.zeros(row_length(release)), {})
+    return ak.Array(example.layout.to_typetracer(forget_length=True))
 
 
 def empty_histogram(release: Release) -> hist.Hist:
@@ -60,10 +97,6 @@ def summarise_partition(events: Any, sample: Sample, release: Release) -> ak.Arr
     the notebook does (``select_four_leptons``, ``event_weight``: float32, then float64).
     """
     width = row_length(release)
-    if ak.backend(events) == "typetracer":  # dask-awkward tracing: the columns read
-        for branch in branches_for(sample, release):
-            ak.typetracer.touch_data(events[branch])
-        return row_meta(release)
     settings = release.analysis
     selected = select_four_leptons(
         *(events[branch] for branch in settings.lepton_branches),
@@ -87,6 +120,30 @@ def summarise_partition(events: Any, sample: Sample, release: Release) -> ak.Arr
     bins = histogram.view(flow=True)
     row[0, FIRST_BIN:] = np.concatenate([bins.value, bins.variance])
     return ak.Array(row)
+
+
+def partition_summary(events: Any, sample: Sample, release: Release) -> ak.Array:
+    """A one-record array: the partition's row and how it was read (``read_outcome``).
+
+    The function the graph maps over the read partitions. Under dask-awkward's tracing
+    it touches the branches the sample needs (column projection) and returns the meta.
+    """
+    if ak.backend(events) == "typetracer":
+        for branch in branches_for(sample, release):
+            ak.typetracer.touch_data(events[branch])
+        return summary_meta(release)
+    outcome = read_outcome(events) or {"entry_stop": len(events)}
+    if outcome.get("exception") is not None:
+        row = np.zeros(row_length(release))
+    else:
+        row = np.asarray(summarise_partition(events, sample, release))
+    return summary_record(row, outcome)
+
+
+def rows_total(summaries: Any, release: Release) -> np.ndarray:
+    """The sum of computed partition summaries' rows (zeros when there are none)."""
+    rows = np.asarray(ak.to_numpy(summaries["row"]), dtype=np.float64)
+    return rows.reshape(-1, row_length(release)).sum(axis=0)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from analysis.graph import (
     build_graph,
     partition_steps,
     sample_graph,
+    sample_totals,
 )
-from analysis.summary import totals_from_row
 from cluster.dask_cluster import dask_client
 
 from .inputs import FileSet
@@ -48,8 +48,8 @@ def count_partitions(infos: list[FileInfo], step_size: int) -> int:
 
 
 def to_compute(graph: SampleGraph) -> list[Any]:
-    """The outputs, and the reader's report when the graph has one (as a run computes it)."""
-    return [*graph.outputs(), *([graph.report] if graph.report is not None else [])]
+    """The outputs, as a run computes them."""
+    return list(graph.outputs())
 
 
 def projected_branches(graph: SampleGraph) -> list[str]:
@@ -62,6 +62,14 @@ def _worker_peak_rss() -> int:
     from bench.probes import peak_rss_bytes
 
     return peak_rss_bytes()
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (run on workers and scheduler)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _scheduler_task_count(dask_scheduler: Any) -> int:
@@ -97,21 +105,28 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
             graph = sample_graph(*graph_args)
         with watch.lap("optimise_s"):
             optimised = dask.optimize(*to_compute(graph))
-        compute_s = []
+        compute_s: list[float] = []
+        worker_cpu_s: list[float] = []  # all workers together, per compute
+        here_cpu_s: list[float] = []  # this process: client and scheduler
         results: tuple[Any, ...] = ()
         for n in range(computes):
             if n:  # a new graph, as a new run builds: nothing the workers kept is reused
                 optimised = dask.optimize(*to_compute(sample_graph(*graph_args)))
+            workers_before = client.run(_cpu_seconds)
+            here_before = _cpu_seconds()
             with watch.lap("compute"):
                 futures = client.compute(list(optimised), optimize_graph=False)
                 results = tuple(client.gather(futures))
             compute_s.append(watch.laps["compute"])
+            here_cpu_s.append(_cpu_seconds() - here_before)
+            after = client.run(_cpu_seconds)
+            worker_cpu_s.append(sum(after[w] - workers_before[w] for w in workers_before))
             del futures
             forget_everything(client)
         worker_rss = client.run(_worker_peak_rss)
     finally:
         context.__exit__(None, None, None)
-    totals = totals_from_row(results[0], release)
+    totals = sample_totals(results, release)
     return {
         "workers": workers,
         "threads_per_worker": 1,
@@ -123,6 +138,8 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
         "graph_build_s": watch.laps["graph_build_s"],
         "optimise_s": watch.laps["optimise_s"],
         "compute_s": compute_s,
+        "worker_cpu_s": worker_cpu_s,
+        "scheduler_and_client_cpu_s": here_cpu_s,
         "worker_peak_rss_bytes": sorted(worker_rss.values()),
         "client_peak_rss_bytes": peak_rss_bytes(),
         "n_in": totals.n_in,
@@ -172,8 +189,7 @@ def measure_real_set_phases(mirror: Path, workers: int, out_dir: Path) -> dict[s
             graph = build_graph(release, release.select(), [str(mirror)], allow_missing=True)
         with watch.lap("compute_s"):
             flat = [output for outputs in graph.outputs() for output in outputs]
-            reports = [r for r in graph.reports() if r is not None]
-            results = client.gather(client.compute(flat + reports))[: len(flat)]
+            results = client.gather(client.compute(flat))
         with watch.lap("document_and_figure_s"):
             width = len(graph.outputs()[0])
             computed = [tuple(results[i : i + width]) for i in range(0, len(results), width)]

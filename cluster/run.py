@@ -17,10 +17,10 @@ from analysis.graph import (
     AnalysisGraph,
     MissingFileError,
     SampleFileError,
-    SampleGraph,
     assemble_document,
     branches_for,
     graph_from_files,
+    leave_out,
     read_failures,
 )
 from analysis.outputs import write_new
@@ -121,55 +121,26 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
     if not files:
         raise SampleFileError("(all)", ", ".join(options.locations), "no readable sample file")
 
-    computed: dict[str, tuple[Any, ...]] = {}
-    pending = dict(files)
-    while pending:
-        graph = graph_from_files(release, pending, int(options.step_size), read_options)
-        results, reports = _compute(client, graph, options)
-        failures = read_failures(graph, reports)
-        if failures and not options.skip_bad_files:
-            first = failures[0]
-            raise SampleFileError(first.sample, first.location, first.cause)
-        bad = {(f.sample, f.location) for f in failures}
-        for failure in failures:
-            log.warning("skipping %s (%s): %s", failure.location, failure.sample, failure.cause)
-            skipped.append(SkippedFile(failure.sample, failure.location, failure.cause))
-        retry: dict[str, list[FileInfo]] = {}
-        for sample_graph, result in zip(graph.samples, results, strict=True):
-            name = sample_graph.sample.name
-            if any(sample == name for sample, _ in bad):  # never count a partly read file
-                good = [f for f in sample_graph.files if (name, f.location) not in bad]
-                if good:
-                    retry[name] = good
-            else:
-                computed[name] = result
-        pending = retry
-
-    order = [sample.name for sample in chosen if sample.name in computed]
-    dropped = {(f.sample, f.file) for f in skipped}
-    counted = [
-        SampleGraph(
-            release.samples[name],
-            [f for f in files[name] if (name, f.location) not in dropped],
-            *computed[name],
-        )
-        for name in order
-    ]
-    final = AnalysisGraph(release, counted, missing, skipped)
-    return assemble_document(final, [computed[name] for name in order])
+    graph = graph_from_files(release, files, int(options.step_size), read_options, missing, skipped)
+    results = _compute(client, graph, options)
+    failures = read_failures(graph, results)
+    if failures and not options.skip_bad_files:
+        first = failures[0]
+        raise SampleFileError(first.sample, first.location, first.cause)
+    for failure in failures:
+        log.warning("skipping %s (%s): %s", failure.location, failure.sample, failure.cause)
+    # No second compute: the bad files' partitions are dropped from the results.
+    return assemble_document(*leave_out(graph, results, failures))
 
 
-def _compute(
-    client: Client, graph: AnalysisGraph, options: RunOptions
-) -> tuple[list[tuple[Any, ...]], list[Any]]:
-    """One compute call for all outputs and read reports, watched for lost workers."""
+def _compute(client: Client, graph: AnalysisGraph, options: RunOptions) -> list[tuple[Any, ...]]:
+    """One compute call for all outputs, watched for lost workers."""
     outputs = graph.outputs()
     width = len(outputs[0])
     flat = [output for sample_outputs in outputs for output in sample_outputs]
-    reports = graph.reports()
     # One flat list, one compute call: Dask optimises the whole graph together
     # (column projection, shared reads) and every file is read once.
-    futures = client.compute([*flat, *[r for r in reports if r is not None]])
+    futures = client.compute(flat)
     # A lost worker's tasks are rerun elsewhere; with none left the watchdog cancels.
     with WorkerWatchdog(client, futures, options.worker_timeout_s) as watchdog:
         try:
@@ -182,9 +153,7 @@ def _compute(
             raise RuntimeError(
                 f"computing the analysis failed: {type(err).__name__}: {err}"
             ) from err
-    computed = [tuple(results[i : i + width]) for i in range(0, len(flat), width)]
-    report_values = iter(results[len(flat) :])
-    return computed, [next(report_values) if r is not None else None for r in reports]
+    return [tuple(results[i : i + width]) for i in range(0, len(flat), width)]
 
 
 def write_outputs(document: HistogramDocument, out_dir: Path) -> dict[str, Path]:

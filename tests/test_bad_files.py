@@ -5,16 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
 from analysis.catalogue import load_release
 from analysis.document import from_json
-from analysis.files import inspect_file
-from analysis.graph import EventsLostError, build_graph, check_accounting
+from analysis.files import FileInfo, inspect_file
+from analysis.graph import (
+    EventsLostError,
+    build_graph,
+    check_accounting,
+    leave_out,
+    read_failures,
+    sample_totals,
+)
 from analysis.standins import write_standins
-from analysis.summary import row_length
+from analysis.summary import row_length, summary_record
 
 from .conftest import PUBLISHED_COUNTS
 from .test_cli import hzz, run_args
@@ -143,11 +151,45 @@ def test_event_accounting_catches_a_lost_partition(mirror: Path) -> None:
     release = load_release("2020")
     graph = build_graph(release, release.select(samples=["Zee"]), [str(mirror)])
 
-    def row(n_in: int) -> np.ndarray:  # a computed row: events read, selected, Σw, bins
+    def row(n_in: int) -> ak.Array:  # computed summaries: one partition's record
         values = np.zeros(row_length(release))
         values[:3] = (n_in, 243, 43.1)
-        return values
+        location = str(mirror / "MC/mc_361106.Zee.4lep.root")
+        return summary_record(values, {"location": location, "entry_stop": n_in})
 
     with pytest.raises(EventsLostError, match=r"Zee: read 897 events but its files hold 898"):
         check_accounting(graph, [(row(897),)])
     check_accounting(graph, [(row(898),)])  # complete: no error
+
+
+def test_a_bad_file_is_dropped_whole_and_the_sample_keeps_its_good_files(mirror: Path) -> None:
+    """Two files of one sample, the second with one unreadable partition: the sample is
+    counted from the first file alone (no recompute), the second is listed as skipped."""
+    release = load_release("2020")
+    graph = build_graph(release, release.select(samples=["Zee"]), [str(mirror)])
+    good_info = graph.samples[0].files[0]
+    bad_info = FileInfo("Zee", "/elsewhere/zee-copy.root", entries=898)
+    graph.samples[0].files.append(bad_info)
+
+    def record(location: str, n_in: int, error: str | None = None) -> ak.Array:
+        values = np.zeros(row_length(release))
+        values[:3] = (n_in, n_in // 4, n_in / 10)
+        outcome = {"location": location, "entry_stop": n_in, "message": error}
+        return summary_record(values, outcome | {"exception": "OSError" if error else None})
+
+    records = [
+        record(good_info.location, 500),
+        record(good_info.location, 398),
+        record(bad_info.location, 450),
+        record(bad_info.location, 0, "basket 3 is corrupt"),
+    ]
+    computed = [(ak.concatenate(records),)]
+    failures = read_failures(graph, computed)
+    assert [(f.sample, f.location) for f in failures] == [("Zee", bad_info.location)]
+    assert "basket 3 is corrupt" in failures[0].cause
+    kept, outputs = leave_out(graph, computed, failures)
+    assert [f.location for f in kept.samples[0].files] == [good_info.location]
+    assert [(s.sample, s.file) for s in kept.skipped] == [("Zee", bad_info.location)]
+    totals = sample_totals(outputs[0], release)
+    assert (totals.n_in, totals.n_out, totals.sumw) == (898, 125 + 99, 89.8)
+    check_accounting(kept, outputs)  # the kept partitions cover the kept file exactly

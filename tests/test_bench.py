@@ -69,3 +69,29 @@ def test_both_read_limits_read_the_same_partitions_and_bytes(mirror: Path) -> No
     assert isal.partitions == zlib.partitions == 5
     assert isal.requested_bytes == zlib.requested_bytes
     read_only([path], step_size=200, inflate="isal")  # leave the process as the pipeline reads
+
+
+@pytest.mark.parametrize("step_size", [100, 200_000])
+def test_no_dask_baseline_gives_the_published_numbers(mirror: Path, step_size: int) -> None:
+    """The pipeline's reader and summary in a plain loop: the spec's counts and yield."""
+    from bench.nodask import summarise_without_dask
+
+    zee = load_release("2020").samples["Zee"]
+    result = summarise_without_dask([str(mirror / zee.path)], step_size, "Zee")
+    assert (result.events, result.n_out) == PUBLISHED_COUNTS["Zee"]
+    assert result.sumw == pytest.approx(PUBLISHED_YIELDS["Zee"], rel=1e-6)
+    assert result.ended >= result.started
+
+
+def test_side_by_side_children_split_the_files_and_add_up(mirror: Path) -> None:
+    """Two no-Dask processes at once, on alternate files: together, every file once."""
+    from bench.run import side_by_side
+
+    release = load_release("2020")
+    paths = [str(mirror / release.samples[name].path) for name in ("Zee", "Zmumu")]
+    request = {"sample": "Zee", "paths": paths, "pattern": "", "events": 0}
+    both = side_by_side(request, 200_000)
+    counts = [(r["events"], r["n_out"]) for r in both["processes"]]
+    assert counts == [PUBLISHED_COUNTS["Zee"], PUBLISHED_COUNTS["Zmumu"]]
+    assert (both["events"], both["n_out"]) == (898 + 684, 243 + 257)
+    assert both["seconds"] >= max(r["seconds"] for r in both["processes"])

@@ -1,4 +1,4 @@
-"""The partition reader: trees opened once per run and process, ISA-L inflate, reports."""
+"""The partition reader: trees opened once per run and process, ISA-L inflate, outcomes."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ import uproot
 from analysis import reader
 from analysis.catalogue import load_release
 from analysis.files import inspect_file
-from analysis.graph import branches_for, sample_graph
+from analysis.graph import branches_for, sample_graph, sample_totals
 from analysis.standins import write_standins
-from analysis.summary import SampleTotals, totals_from_row
+from analysis.summary import SampleTotals, partition_summary
 
 RELEASE = load_release("2020")
 
 
 def _compute_sync(graph) -> SampleTotals:
     """Compute in this process, so that this process's tree cache is the one used."""
-    optimised = dask.optimize(*graph.outputs(), graph.report)
-    row, _ = dask.compute(*optimised, scheduler="sync", optimize_graph=False)
-    return totals_from_row(row, RELEASE)
+    optimised = dask.optimize(*graph.outputs())
+    computed = dask.compute(*optimised, scheduler="sync", optimize_graph=False)
+    return sample_totals(computed, RELEASE)
 
 
 def _graph(path: Path, sample: str, step_size: int):
@@ -87,12 +87,29 @@ def test_isal_inflate_gives_the_bytes_zlib_gives(mirror: Path) -> None:
 def test_a_partition_that_cannot_be_read_is_reported_not_raised(tmp_path: Path) -> None:
     form = ak.forms.from_json('{"class": "RecordArray", "fields": ["x"], "contents": ["float32"]}')
     read = reader.PartitionReader("mini", form)
-    events, report = read((str(tmp_path / "absent.root"), 0, 10))
+    events = read((str(tmp_path / "absent.root"), 0, 10))
     assert len(events) == 0 and events.fields == ["x"]
-    row = report.to_list()[0]
-    assert row["location"].endswith("absent.root")
-    assert row["exception"] == "FileNotFoundError"
-    assert row["entry_start"] == 0 and row["entry_stop"] == 10
+    outcome = reader.read_outcome(events)
+    assert outcome is not None
+    assert outcome["location"].endswith("absent.root")
+    assert outcome["exception"] == "FileNotFoundError"
+    assert outcome["entry_start"] == 0 and outcome["entry_stop"] == 10
+
+
+def test_a_failed_read_reaches_the_partition_summary(tmp_path: Path, mirror: Path) -> None:
+    """The summary record of an unreadable partition names the file and the cause, and
+    counts nothing; a good partition's record says where its events came from."""
+    zee = RELEASE.samples["Zee"]
+    path = mirror / zee.path
+    info = inspect_file("Zee", str(path), "mini", branches_for(zee, RELEASE))
+    read = reader.PartitionReader("mini", ak.forms.from_json(info.form))
+    bad = partition_summary(read((str(tmp_path / "absent.root"), 0, 10)), zee, RELEASE)
+    good = partition_summary(read((str(path), 0, 898)), zee, RELEASE)
+    (bad_row,), (good_row,) = bad.to_list(), good.to_list()
+    assert bad_row["exception"] == "FileNotFoundError"
+    assert bad_row["location"].endswith("absent.root") and not any(bad_row["row"])
+    assert good_row["exception"] is None and good_row["location"] == str(path)
+    assert good_row["row"][:2] == [898, 243]
 
 
 @pytest.mark.parametrize("columns", [frozenset({"lep_pt"}), frozenset()])
@@ -102,10 +119,10 @@ def test_projection_keeps_the_files_branch_order(mirror: Path, columns: frozense
     info = inspect_file("Zee", str(path), "mini", ("lep_pt", "lep_eta", "mcWeight"))
     full = reader.PartitionReader("mini", ak.forms.from_json(info.form))
     projected = full.project_columns(columns)
-    events, report = projected((str(path), 0, 100))
+    events = projected((str(path), 0, 100))
     assert events.fields == [c for c in ("lep_pt", "lep_eta", "mcWeight") if c in columns]
     assert len(events) == 100
-    assert report.to_list()[0]["exception"] is None
+    assert reader.read_outcome(events)["exception"] is None
     assert graph.partition_files == [str(path)]
 
 
@@ -118,5 +135,12 @@ def test_building_the_graph_computes_nothing(mirror: Path) -> None:
 
     with dask.config.set(scheduler=refuse):
         graph = _graph(mirror / "MC" / "mc_361106.Zee.4lep.root", "Zee", step_size=100)
-        dask.optimize(*graph.outputs(), graph.report)
+        dask.optimize(*graph.outputs())
     assert _compute_sync(graph).n_in == 898
+
+
+def test_each_partition_is_one_task_read_and_summary_fused(mirror: Path) -> None:
+    """No report beside the events: Dask fuses every read with its summary."""
+    graph = _graph(mirror / "MC" / "mc_361106.Zee.4lep.root", "Zee", step_size=100)
+    (optimised,) = dask.optimize(*graph.outputs())
+    assert len(dict(optimised.__dask_graph__())) == len(graph.partition_files) == 9
