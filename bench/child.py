@@ -57,6 +57,25 @@ def analysis_only(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def no_dask(request: dict[str, Any]) -> dict[str, Any]:
+    from .nodask import summarise_without_dask
+
+    files = _fileset(request)
+    result = summarise_without_dask(
+        files.paths, request["step_size"], files.sample.name, request.get("start_at")
+    )
+    return {
+        "seconds": result.seconds,
+        "started": result.started,
+        "ended": result.ended,
+        "events": result.events,
+        "n_in": result.events,
+        "n_out": result.n_out,
+        "sumw": result.sumw,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
 def notebook(request: dict[str, Any]) -> dict[str, Any]:
     from .notebook import info_for, read_files
 
@@ -101,6 +120,7 @@ def real_set_phases(request: dict[str, Any]) -> dict[str, Any]:
 KINDS = {
     "read_limit": read_limit,
     "analysis_only": analysis_only,
+    "no_dask": no_dask,
     "notebook": notebook,
     "pipeline": pipeline,
     "graph_build": graph_build,

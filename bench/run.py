@@ -2,7 +2,8 @@
 
 Order: inputs (generated and cached, page cache warmed), then rounds in which the read
 limit (uproot's default zlib inflate, and ISA-L as the pipeline reads), the analysis
-alone on events in memory, the notebook and the pipeline with 1 and 2 workers take turns
+alone on events in memory, the pipeline's work without Dask (one process, then two side
+by side), the notebook and the pipeline with 1 and 2 workers take turns
 (so machine noise hits all alike), then graph building for many files, then the real
 set end to end.
 """
@@ -28,7 +29,14 @@ from .inputs import DEFAULT_INPUT_DIR, MIRROR_2020, REPO, generated_input, many_
 from .notebook import NOTEBOOK_STEP_SIZE
 from .probes import machine_info
 from .report import figures, markdown, targets
-from .runner import MeasurementError, files_request, in_child, wall_time, warm_page_cache
+from .runner import (
+    MeasurementError,
+    files_request,
+    in_child,
+    in_children,
+    wall_time,
+    warm_page_cache,
+)
 
 RESULTS_DIR = REPO / "bench" / "results"
 
@@ -138,6 +146,16 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
             lambda: in_child("analysis_only", **request, step_size=args.step_size),
         )
         recorder.add(
+            "no_dask_1p",
+            f"round {n}/{args.repeats}: the pipeline's work without Dask, 1 process",
+            lambda: in_child("no_dask", **request, step_size=args.step_size),
+        )
+        recorder.add(
+            "no_dask_2p",
+            f"round {n}/{args.repeats}: the pipeline's work without Dask, 2 processes",
+            lambda: side_by_side(request, args.step_size),
+        )
+        recorder.add(
             "notebook",
             f"round {n}/{args.repeats}: notebook",
             lambda: in_child("notebook", **request, step_size=NOTEBOOK_STEP_SIZE),
@@ -161,6 +179,32 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
         )
     measure_real_set(args, recorder)
     return raw
+
+
+#: Seconds the two side-by-side processes get to start up before their common start.
+SIDE_BY_SIDE_LEAD_S = 5.0
+
+
+def side_by_side(request: dict[str, Any], step_size: int) -> dict[str, Any]:
+    """Two no-Dask processes at once, on alternate files: together they do all the work.
+
+    Both start their loops at one agreed moment (after imports and inspection), so the
+    time is the span from it to the last one done.
+    """
+    halves = [request["paths"][0::2], request["paths"][1::2]]
+    start_at = time.time() + SIDE_BY_SIDE_LEAD_S
+    results = in_children(
+        "no_dask",
+        [{**request, "paths": h, "step_size": step_size, "start_at": start_at} for h in halves],
+    )
+    return {
+        "seconds": max(r["ended"] for r in results) - start_at,
+        "events": sum(r["events"] for r in results),
+        "n_in": sum(r["n_in"] for r in results),
+        "n_out": sum(r["n_out"] for r in results),
+        "sumw": sum(r["sumw"] for r in results),
+        "processes": results,
+    }
 
 
 def measure_real_set(args: argparse.Namespace, recorder: Recorder) -> None:

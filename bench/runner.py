@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,20 +27,60 @@ def _env() -> dict[str, str]:
 
 def in_child(kind: str, timeout_s: float = 1800, **request: Any) -> dict[str, Any]:
     """Run ``bench.child`` for one measurement and return its JSON result."""
-    payload = json.dumps({"kind": kind, **request})
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.child"],
-        input=payload,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=_env(),
-        timeout=timeout_s,
-    )
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise MeasurementError(f"measurement {kind} failed (exit {done.returncode}):\n{tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_children(kind, [request], timeout_s)[0]
+
+
+def in_children(
+    kind: str, requests: list[dict[str, Any]], timeout_s: float = 1800
+) -> list[dict[str, Any]]:
+    """Run one ``bench.child`` per request, all at once, and return their JSON results.
+
+    Their output goes to files, not pipes: a child never waits for this process to read.
+    """
+    with contextlib.ExitStack() as stack:
+        streams = [
+            (
+                stack.enter_context(tempfile.TemporaryFile("w+")),
+                stack.enter_context(tempfile.TemporaryFile("w+")),
+            )
+            for _ in requests
+        ]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.child"],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                text=True,
+                cwd=REPO,
+                env=_env(),
+            )
+            for out, err in streams
+        ]
+        try:
+            for child, request in zip(children, requests, strict=True):
+                assert child.stdin is not None
+                child.stdin.write(json.dumps({"kind": kind, **request}))
+                child.stdin.close()
+            deadline = time.monotonic() + timeout_s
+            for child in children:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        results = []
+        for child, (out, err) in zip(children, streams, strict=True):
+            out.seek(0)
+            err.seek(0)
+            if child.returncode != 0:
+                tail = "\n".join(err.read().strip().splitlines()[-15:])
+                raise MeasurementError(
+                    f"measurement {kind} failed (exit {child.returncode}):\n{tail}"
+                )
+            results.append(json.loads(out.read().strip().splitlines()[-1]))
+        return results
 
 
 def files_request(files: FileSet) -> dict[str, Any]:
