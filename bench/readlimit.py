@@ -4,7 +4,9 @@ Partition by partition with the pipeline's entry ranges (``partition_steps``: st
 at most ``step_size``, cut on basket boundaries), into awkward arrays as the pipeline's tasks
 get them from uproot. No analysis can go faster on one core than this. Measured with
 uproot's default inflate (zlib) and with ISA-L, the one the pipeline's reader uses: the
-pipeline is judged against the second, the same decompression it does.
+pipeline is judged against the second, the same decompression it does. Files are
+opened as the pipeline's reader opens them (no uproot array cache), and ``python -m
+bench`` runs the ISA-L read limit with the workers' allocator settings.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def read_only(
     set_inflate(inflate)
     result = ReadResult()
     for path in paths:
-        with uproot.open(path) as file:
+        with uproot.open(path, array_cache=None) as file:
             tree = file["mini"]
             entries = tree.num_entries
             offsets = [int(o) for o in tree.common_entry_offsets(filter_name=list(branches))]

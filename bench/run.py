@@ -137,18 +137,22 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
                 key,
                 f"round {n}/{args.repeats}: read limit, {inflate} inflate",
                 lambda inflate=inflate: in_child(
-                    "read_limit", **request, step_size=args.step_size, inflate=inflate
+                    "read_limit",
+                    **request,
+                    step_size=args.step_size,
+                    inflate=inflate,
+                    as_worker=inflate == "isal",  # as the pipeline reads
                 ),
             )
         recorder.add(
             "analysis_only",
             f"round {n}/{args.repeats}: the analysis alone, on events in memory",
-            lambda: in_child("analysis_only", **request, step_size=args.step_size),
+            lambda: in_child("analysis_only", **request, step_size=args.step_size, as_worker=True),
         )
         recorder.add(
             "no_dask_1p",
             f"round {n}/{args.repeats}: the pipeline's work without Dask, 1 process",
-            lambda: in_child("no_dask", **request, step_size=args.step_size),
+            lambda: in_child("no_dask", **request, step_size=args.step_size, as_worker=True),
         )
         recorder.add(
             "no_dask_2p",
@@ -196,6 +200,7 @@ def side_by_side(request: dict[str, Any], step_size: int) -> dict[str, Any]:
     results = in_children(
         "no_dask",
         [{**request, "paths": h, "step_size": step_size, "start_at": start_at} for h in halves],
+        as_worker=True,
     )
     return {
         "seconds": max(r["ended"] for r in results) - start_at,

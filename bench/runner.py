@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cluster.tuning import WORKER_ALLOCATOR_ENV
+
 from .inputs import REPO, FileSet
 
 
@@ -19,19 +21,26 @@ class MeasurementError(RuntimeError):
     """A child measurement failed; the message names it and ends with its stderr."""
 
 
-def _env() -> dict[str, str]:
+def _env(as_worker: bool = False) -> dict[str, str]:
+    """This environment, with the repository importable; ``as_worker``: with the allocator
+    settings the pipeline's workers run with (``cluster.tuning``), so that a baseline doing
+    a worker's work is measured in the same conditions."""
     env = dict(os.environ)
+    if as_worker:
+        env.update(WORKER_ALLOCATOR_ENV)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return env
 
 
-def in_child(kind: str, timeout_s: float = 1800, **request: Any) -> dict[str, Any]:
+def in_child(
+    kind: str, timeout_s: float = 1800, as_worker: bool = False, **request: Any
+) -> dict[str, Any]:
     """Run ``bench.child`` for one measurement and return its JSON result."""
-    return in_children(kind, [request], timeout_s)[0]
+    return in_children(kind, [request], timeout_s, as_worker)[0]
 
 
 def in_children(
-    kind: str, requests: list[dict[str, Any]], timeout_s: float = 1800
+    kind: str, requests: list[dict[str, Any]], timeout_s: float = 1800, as_worker: bool = False
 ) -> list[dict[str, Any]]:
     """Run one ``bench.child`` per request, all at once, and return their JSON results.
 
@@ -53,7 +62,7 @@ def in_children(
                 stderr=err,
                 text=True,
                 cwd=REPO,
-                env=_env(),
+                env=_env(as_worker),
             )
             for out, err in streams
         ]
