@@ -25,7 +25,7 @@ from .catalogue import Release, Sample, locate
 from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .files import FileInfo, inspect_file
 from .partitions import DEFAULT_STEP_SIZE, partition_steps
-from .reader import read_partitions
+from .reader import TREE_CACHE_SIZE, read_partitions
 from .summary import (
     SampleTotals,
     branches_for,
@@ -171,12 +171,26 @@ def _common_form(sample: Sample, files: Sequence[FileInfo]) -> ak.forms.Form:
     return ak.forms.from_json(first.form)
 
 
+def interleave(per_file: Sequence[Sequence[Any]], readers: int) -> list[Any]:
+    """The files' partitions in groups of ``readers`` files, alternating within a group:
+    with 2, ``a0 b0 a1 b1 a2 b2 c0 d0 …``. At most ``TREE_CACHE_SIZE`` files alternate,
+    so one worker alone never reopens a file it had open."""
+    width = max(1, min(readers, TREE_CACHE_SIZE))
+    ordered: list[Any] = []
+    for first in range(0, len(per_file), width):
+        group = per_file[first : first + width]
+        for k in range(max((len(parts) for parts in group), default=0)):
+            ordered += [parts[k] for parts in group if k < len(parts)]
+    return ordered
+
+
 def sample_graph(
     sample: Sample,
     files: Sequence[FileInfo],
     release: Release,
     step_size: int = DEFAULT_STEP_SIZE,
     options: Mapping[str, Any] | None = None,
+    readers: int = 1,
 ) -> SampleGraph:
     """The lazy counts, weighted sum and m4l histogram of one sample's inspected files.
 
@@ -184,9 +198,16 @@ def sample_graph(
     the m4l kernel, weights, histogram fill, and how the read went), gives one record;
     the sample's result is the sum of their rows, taken by ``sample_totals`` from the
     computed records (a few numbers per partition: no reduction tasks needed).
+
+    ``readers``: how many partitions the cluster reads at once (its worker threads).
+    Partitions of that many files alternate (``interleave``), so that workers taking
+    queued partitions in turn each tend to stay with one file and parse its header once,
+    not every worker every file; results do not depend on the order (``rows_total``).
     """
     steps = {f.location: partition_steps(f.entries, step_size, f.boundaries) for f in files}
-    partitions = [(location, a, b) for location, s in steps.items() for a, b in s]
+    partitions = interleave(
+        [[(location, a, b) for a, b in s] for location, s in steps.items()], readers
+    )
     if not partitions:  # only empty files: nothing to read
         return SampleGraph(sample, list(files), *_empty_outputs(release))
     events = read_partitions(
@@ -211,10 +232,12 @@ def graph_from_files(
     options: Mapping[str, Any] | None = None,
     missing: Sequence[str] = (),
     skipped: Sequence[SkippedFile] = (),
+    readers: int = 1,
 ) -> AnalysisGraph:
-    """One lazy graph for all samples from their usable inspected files."""
+    """One lazy graph for all samples from their usable inspected files (``readers``:
+    the cluster's worker threads, see ``sample_graph``)."""
     graphs = [
-        sample_graph(release.samples[name], sample_files, release, step_size, options)
+        sample_graph(release.samples[name], sample_files, release, step_size, options, readers)
         for name, sample_files in files.items()
     ]
     return AnalysisGraph(release, graphs, list(missing), list(skipped))

@@ -14,6 +14,7 @@ a small machine, shrinks accordingly (``python -m bench``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,9 +142,15 @@ def partition_summary(events: Any, sample: Sample, release: Release) -> ak.Array
 
 
 def rows_total(summaries: Any, release: Release) -> np.ndarray:
-    """The sum of computed partition summaries' rows (zeros when there are none)."""
+    """The sum of computed partition summaries' rows (zeros when there are none).
+
+    Each column is summed exactly (``math.fsum``, correctly rounded), so the total does
+    not depend on the order the partitions come in (the graph interleaves files for
+    the workers' sake) nor on how many workers computed them.
+    """
     rows = np.asarray(ak.to_numpy(summaries["row"]), dtype=np.float64)
-    return rows.reshape(-1, row_length(release)).sum(axis=0)
+    rows = rows.reshape(-1, row_length(release))
+    return np.array([math.fsum(column) for column in rows.T], dtype=np.float64)
 
 
 @dataclass(frozen=True)

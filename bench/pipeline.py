@@ -100,7 +100,8 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
     try:
         with watch.lap("inspect_s"):
             infos = inspect_files(files, release)
-        graph_args = (files.sample, infos, release, step_size)
+        # as hzz run builds it for this cluster: files spread over its worker threads
+        graph_args = (files.sample, infos, release, step_size, None, workers)
         with watch.lap("graph_build_s"):
             graph = sample_graph(*graph_args)
         with watch.lap("optimise_s"):

@@ -121,7 +121,10 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
     if not files:
         raise SampleFileError("(all)", ", ".join(options.locations), "no readable sample file")
 
-    graph = graph_from_files(release, files, int(options.step_size), read_options, missing, skipped)
+    readers = sum(client.nthreads().values())  # the graph spreads files over them
+    graph = graph_from_files(
+        release, files, int(options.step_size), read_options, missing, skipped, readers
+    )
     results = _compute(client, graph, options)
     failures = read_failures(graph, results)
     if failures and not options.skip_bad_files:
