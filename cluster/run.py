@@ -77,7 +77,7 @@ def compute_document(client: Client, release: Release, options: RunOptions) -> H
 
     A bad file (unreadable header, missing tree or branch, or a partition that fails
     to read) stops the run with its name and cause; with ``skip_bad_files`` it is left
-    out whole (its sample recomputed without it) and listed in the document.
+    out whole (none of its partitions counted; no second compute) and listed in the document.
     """
     chosen = release.select(options.samples, options.groups)
     # Remote files: checked (one HEAD each) or, with --cache, fetched; never hung on.
