@@ -109,7 +109,7 @@ class BackgroundClient:
     def client(self) -> Client:
         return self._started.result()[0]
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
         """Shut the cluster down (once its start finished; nothing to do if it failed)."""
 
         def shut_down() -> None:
@@ -120,4 +120,7 @@ class BackgroundClient:
             except Exception as err:  # the results are safe; say what did not close
                 log.warning("closing the Dask cluster: %s", err)
 
-        threading.Thread(target=shut_down, name="hzz-cluster-close").start()
+        closing = threading.Thread(target=shut_down, name="hzz-cluster-close")
+        closing.start()
+        if wait:
+            closing.join()
