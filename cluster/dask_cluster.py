@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -12,20 +15,45 @@ from typing import Any
 import dask
 from distributed import Client, LocalCluster
 
-from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
+from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV, WORKER_PRELOAD
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARD = ":8787"
 
 
+def worker_environ() -> dict[str, str]:
+    """Variables a local worker process starts with: Dask's pre-spawn ones, our allocator's."""
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}
+    return {**{name: str(value) for name, value in environ.items()}, **WORKER_ALLOCATOR_ENV}
+
+
 def cluster_config() -> dict[str, object]:
-    """Dask config for a cluster started here: allocator env for nannies, saturation."""
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    """Dask config for a cluster started here: worker environment, saturation, and
+    worker processes forked from a server (``start_worker_server``)."""
     return {
-        "distributed.nanny.pre-spawn-environ": {**environ, **WORKER_ALLOCATOR_ENV},
+        "distributed.nanny.pre-spawn-environ": worker_environ(),
         "distributed.scheduler.worker-saturation": float(SCHEDULER_WORKER_SATURATION),
+        "distributed.worker.multiprocessing-method": "forkserver",
     }
+
+
+def start_worker_server(environ: Mapping[str, str], preload: Sequence[str] = ()) -> None:
+    """Start the process that local worker processes are forked from, if not running.
+
+    It starts with ``environ`` (variables read when a process starts, such as the
+    allocator's: a forked worker inherits them, it cannot take new ones) and imports
+    Dask and ``preload`` once, on another core, while this process starts the scheduler:
+    workers then start in a fraction of a second with the analysis already imported,
+    instead of each importing everything after the scheduler is up. The server lives
+    as long as this process; a later call changes nothing. Like the nanny, this leaves
+    ``environ`` set in this process.
+    """
+    os.environ.update(environ)
+    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
+        os.environ["PYTHONHASHSEED"] = "6640"  # as the nanny gives its workers
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", *preload])
+    multiprocessing.forkserver.ensure_running()
 
 
 def open_client(
@@ -34,13 +62,15 @@ def open_client(
     threads_per_worker: int = 1,
     dashboard_address: str | None = DEFAULT_DASHBOARD,
 ) -> tuple[Client, LocalCluster | None]:
-    """A client of ``scheduler``, or of a new local cluster of ``workers`` processes.
+    """A client of ``scheduler``, or of a new local cluster of ``workers`` processes
+    (forked from a server that has imported what they run: ``start_worker_server``).
 
     Worker processes (not threads) because uproot decompression and awkward kernels
     hold the GIL for part of their work. Close with ``close_client``.
     """
     if scheduler:
         return Client(scheduler, timeout="30s"), None
+    start_worker_server(worker_environ(), WORKER_PRELOAD)
     with dask.config.set(cluster_config()):  # read by the scheduler and nannies at start
         local = LocalCluster(
             n_workers=workers,

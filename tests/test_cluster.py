@@ -137,25 +137,36 @@ def test_run_against_a_separately_started_scheduler_and_workers(
             proc.wait(timeout=30)
 
 
-def _allocator_env() -> dict[str, str | None]:
-    import os
-
-    from cluster.tuning import WORKER_ALLOCATOR_ENV
-
-    return {name: os.environ.get(name) for name in WORKER_ALLOCATOR_ENV}
-
-
 def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker."""
+    """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker, in
+    the environment the worker process started with (the one glibc reads), not only in
+    ``os.environ`` (workers are forked from a server: they cannot take new variables)."""
     from cluster.tuning import WORKER_ALLOCATOR_ENV
+
+    from .worker_probes import current_environment, start_environment
 
     for name in WORKER_ALLOCATOR_ENV:  # a nanny started earlier here exports its own
         monkeypatch.delenv(name, raising=False)
 
     with dask_client(workers=2, dashboard_address=":0") as client:
-        seen = client.run(_allocator_env)
+        at_start = client.run(start_environment, list(WORKER_ALLOCATOR_ENV))
+        now = client.run(current_environment, list(WORKER_ALLOCATOR_ENV))
+    assert len(at_start) == len(now) == 2
+    assert all(env == WORKER_ALLOCATOR_ENV for env in at_start.values())
+    assert all(env == WORKER_ALLOCATOR_ENV for env in now.values())
+
+
+def test_local_workers_start_with_the_analysis_imported() -> None:
+    """Workers are forked from a server that imported the analysis once: a new worker
+    has it before it runs anything, instead of importing it on its first task."""
+    from cluster.tuning import WORKER_PRELOAD
+
+    from .worker_probes import imported
+
+    with dask_client(workers=2, dashboard_address=":0") as client:
+        seen = client.run(imported, [*WORKER_PRELOAD, "uproot", "awkward"])
     assert len(seen) == 2
-    assert all(env == WORKER_ALLOCATOR_ENV for env in seen.values())
+    assert all(all(found.values()) for found in seen.values()), seen
 
 
 def test_the_worker_image_sets_the_same_allocator_thresholds() -> None:
