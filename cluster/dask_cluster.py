@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +20,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARD = ":8787"
 
+#: Local workers are forked from a warm server where the platform has one (Linux,
+#: macOS), else spawned as fresh interpreters (Windows).
+WORKER_START_METHOD = (
+    "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+)
+
 
 def worker_environ() -> dict[str, str]:
     """Variables a local worker process starts with: Dask's pre-spawn ones, our allocator's."""
@@ -30,11 +35,11 @@ def worker_environ() -> dict[str, str]:
 
 def cluster_config() -> dict[str, object]:
     """Dask config for a cluster started here: worker environment, saturation, and
-    worker processes forked from a server (``start_worker_server``)."""
+    worker processes forked from a server (``start_worker_server``) where there is one."""
     return {
         "distributed.nanny.pre-spawn-environ": worker_environ(),
         "distributed.scheduler.worker-saturation": float(SCHEDULER_WORKER_SATURATION),
-        "distributed.worker.multiprocessing-method": "forkserver",
+        "distributed.worker.multiprocessing-method": WORKER_START_METHOD,
     }
 
 
@@ -49,6 +54,10 @@ def start_worker_server(environ: Mapping[str, str], preload: Sequence[str] = ())
     as long as this process; a later call changes nothing. Like the nanny, this leaves
     ``environ`` set in this process.
     """
+    if WORKER_START_METHOD != "forkserver":
+        return  # each worker is spawned with the nanny's pre-spawn environment instead
+    import multiprocessing.forkserver
+
     os.environ.update(environ)
     if os.environ.get("PYTHONHASHSEED") in (None, "0"):
         os.environ["PYTHONHASHSEED"] = "6640"  # as the nanny gives its workers

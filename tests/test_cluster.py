@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -137,6 +138,7 @@ def test_run_against_a_separately_started_scheduler_and_workers(
             proc.wait(timeout=30)
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
 def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker, in
     the environment the worker process started with (the one glibc reads), not only in
@@ -156,6 +158,9 @@ def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.M
     assert all(env == WORKER_ALLOCATOR_ENV for env in now.values())
 
 
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(), reason="workers are spawned"
+)
 def test_local_workers_start_with_the_analysis_imported() -> None:
     """Workers are forked from a server that imported the analysis once: a new worker
     has it before it runs anything, instead of importing it on its first task."""
