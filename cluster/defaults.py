@@ -14,7 +14,7 @@ DEFAULT_QUEUE = "hzz.plots"
 #: Largest histogram document the plotting service accepts, in bytes.
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
-#: Attempts per file of ``hzz download``.
+#: Resumes of one file after a dropped connection before ``hzz download`` gives up.
 DEFAULT_RETRIES = 3
 
 #: Seconds to wait for a server to connect or answer (``--timeout``).

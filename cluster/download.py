@@ -38,7 +38,6 @@ CHUNK_BYTES = 1 << 20
 NETWORK_CHUNK_BYTES = 64 * 1024
 #: Hidden lock file in each folder written to: two runs never write one .part together.
 LOCK_NAME = ".hzz-fetch.lock"
-#: Resumes after a dropped connection before giving up (within one call).
 
 
 class RemoteFileMissing(RemoteAccessError):
