@@ -1,19 +1,25 @@
-"""CI container test: the stack's document holds the spec's numbers and the PNG is its figure.
+"""CI check of a histogram document: the spec's numbers, the plotter's PNG, a second run.
 
-Usage: python check_document.py DOCUMENT.json FIGURE.png. Run inside the worker image
-(it needs only the project's own code); exits non-zero naming what differs.
+Usage: python check_document.py DOCUMENT.json [--png FIGURE.png] [--same-as OTHER.json]
+- the published numbers of shared/docs/analysis-spec.md (events in and passing, yields);
+- with --png: the PNG is a figure tagged with this document's message id (the plotter's);
+- with --same-as: every sample of either document is in both, with the same events in,
+  events passing, yield and histogram, bin for bin (values and variances, exactly).
+Exits non-zero naming each difference.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from analysis.document import from_json
+from analysis.document import HistogramDocument, from_json
 
 # shared/docs/analysis-spec.md: events in, events passing; weighted yields.
 PUBLISHED_COUNTS = {
@@ -28,10 +34,8 @@ PUBLISHED_COUNTS = {
 PUBLISHED_YIELDS = {"Zee": 43.141792, "Zmumu": 51.99949, "ttbar_lep": 28.132816}
 
 
-def problems(document_path: Path, png_path: Path) -> list[str]:
-    """Every difference from the spec, as one line each."""
-    body = document_path.read_bytes()
-    document = from_json(body)
+def spec_problems(document: HistogramDocument) -> list[str]:
+    """Every difference from the spec's published numbers, one line each."""
     found = []
     for name, counts in PUBLISHED_COUNTS.items():
         sample = document.samples.get(name)
@@ -46,28 +50,74 @@ def problems(document_path: Path, png_path: Path) -> list[str]:
             found.append(f"{name}: yield {sample.sumw}, not {PUBLISHED_YIELDS[name]}")
         if round(sample.hist.sum(flow=True).value) != sample.n_out and name.startswith("data"):
             found.append(f"{name}: histogram holds {sample.hist.sum(flow=True).value} events")
+    return found
+
+
+def png_problems(body: bytes, png_path: Path) -> list[str]:
+    """The PNG must be a figure tagged with the id of the document ``body``."""
+    found = []
     with Image.open(png_path) as image:
         tag = image.text.get("hzz-message-id")
         if image.format != "PNG" or image.width < 200:
             found.append(f"{png_path.name}: not a figure ({image.format} {image.size})")
     if tag != hashlib.sha256(body).hexdigest():
-        found.append(f"{png_path.name}: message id {tag} is not that of {document_path.name}")
+        found.append(f"{png_path.name}: message id {tag} is not that of the document")
+    return found
+
+
+def difference_problems(document: HistogramDocument, other: HistogramDocument) -> list[str]:
+    """Every sample that differs between two runs' documents, one line each."""
+    found = []
+    for name in sorted(set(document.samples) | set(other.samples)):
+        mine, theirs = document.samples.get(name), other.samples.get(name)
+        if mine is None or theirs is None:
+            found.append(f"{name}: in one document only")
+            continue
+        if (mine.n_in, mine.n_out, mine.sumw) != (theirs.n_in, theirs.n_out, theirs.sumw):
+            found.append(
+                f"{name}: events in/passing, yield {mine.n_in}/{mine.n_out}, {mine.sumw!r} "
+                f"vs {theirs.n_in}/{theirs.n_out}, {theirs.sumw!r}"
+            )
+        a, b = mine.hist.view(flow=True), theirs.hist.view(flow=True)
+        for field in ("value", "variance"):
+            if not np.array_equal(a[field], b[field]):
+                bins = np.flatnonzero(a[field] != b[field]).tolist()
+                found.append(f"{name}: histogram {field}s differ in bins {bins}")
     return found
 
 
 def main() -> int:
-    document_path, png_path = (Path(arg) for arg in sys.argv[1:3])
-    found = problems(document_path, png_path)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("document", type=Path)
+    parser.add_argument("--png", type=Path)
+    parser.add_argument("--same-as", type=Path)
+    args = parser.parse_args()
+    body = args.document.read_bytes()
+    document = from_json(body)
+    found = spec_problems(document)
+    if args.png:
+        found += png_problems(body, args.png)
+    if args.same_as:
+        found += difference_problems(document, from_json(args.same_as.read_bytes()))
     for line in found:
-        print(f"check_document: {line}", file=sys.stderr)
-    if not found:
-        samples = from_json(document_path.read_bytes()).samples
-        data = " / ".join(str(samples[f"data_{period}"].n_out) for period in "ABCD")
-        mc = ", ".join(
-            f"{name} {samples[name].n_out} / {samples[name].sumw:.6f}" for name in PUBLISHED_YIELDS
+        print(f"check_document: {args.document.name}: {line}", file=sys.stderr)
+    if found:
+        return 1
+    samples = document.samples
+    data = " / ".join(str(samples[f"data_{period}"].n_out) for period in "ABCD")
+    mc = ", ".join(
+        f"{name} {samples[name].n_out} / {samples[name].sumw:.6f}" for name in PUBLISHED_YIELDS
+    )
+    print(f"    {args.document.name}: numbers equal the spec: data {data}; {mc}")
+    if args.png:
+        print(f"    {args.png.name}: a figure tagged with the document's message id")
+    if args.same_as:
+        bins = sum(sample.hist.view(flow=True).size for sample in samples.values())
+        print(
+            f"    {args.document.name} = {args.same_as.name}: {len(samples)} samples, "
+            f"{bins} bins, values and variances identical"
         )
-        print(f"    numbers equal the spec: data {data}; {mc}; PNG tagged with the document id")
-    return 1 if found else 0
+    return 0
 
 
 if __name__ == "__main__":

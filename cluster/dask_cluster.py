@@ -70,15 +70,19 @@ def open_client(
     workers: int | None = None,
     threads_per_worker: int = 1,
     dashboard_address: str | None = DEFAULT_DASHBOARD,
+    connect_timeout_s: float = 30.0,
 ) -> tuple[Client, LocalCluster | None]:
     """A client of ``scheduler``, or of a new local cluster of ``workers`` processes
     (forked from a server that has imported what they run: ``start_worker_server``).
+
+    A scheduler that does not answer yet (starting; on a swarm its name resolves only
+    once its health check passed) is retried for ``connect_timeout_s``.
 
     Worker processes (not threads) because uproot decompression and awkward kernels
     hold the GIL for part of their work. Close with ``close_client``.
     """
     if scheduler:
-        return Client(scheduler, timeout="30s"), None
+        return Client(scheduler, timeout=connect_timeout_s), None
     start_worker_server(worker_environ(), WORKER_PRELOAD)
     with dask.config.set(cluster_config()):  # read by the scheduler and nannies at start
         local = LocalCluster(
@@ -134,9 +138,10 @@ class BackgroundClient:
         workers: int | None = None,
         threads_per_worker: int = 1,
         dashboard_address: str | None = DEFAULT_DASHBOARD,
+        connect_timeout_s: float = 30.0,
     ) -> None:
         self._started = Future[tuple[Client, LocalCluster | None]]()
-        arguments = (scheduler, workers, threads_per_worker, dashboard_address)
+        arguments = (scheduler, workers, threads_per_worker, dashboard_address, connect_timeout_s)
         threading.Thread(target=self._start, args=arguments, name="hzz-cluster-start").start()
 
     def _start(self, *arguments: Any) -> None:

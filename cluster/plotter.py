@@ -37,6 +37,7 @@ from analysis.outputs import write_new
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
 from .defaults import DEFAULT_MAX_BYTES
+from .heartbeat import WORKING, Heartbeat
 from .ledger import Ledger, tag_png
 from .publisher import CONTENT_TYPE
 
@@ -69,6 +70,7 @@ class PlotterOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     once: bool = False
     timeout_s: float | None = None  # --once: give up if no message came in this time
+    health_file: Path | None = None  # refreshed while consuming (cluster.heartbeat)
 
 
 def _gunzip(body: bytes, max_bytes: int) -> bytes:
@@ -125,6 +127,7 @@ class Plotter:
         self.ledger = Ledger(options.out_dir)
         self._stop = threading.Event()
         self._connection: pika.BlockingConnection | None = None
+        self.heartbeat = Heartbeat(options.health_file)
         pause = os.environ.get(PAUSE_ENV)
         self._pause_before_ack = float(pause) if pause else 0.0
         quiet_pika()
@@ -140,7 +143,15 @@ class Plotter:
         options = self.options
         deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
         delay = 0.25
+        try:
+            return self._run(deadline, delay)
+        finally:
+            self.heartbeat.clear()
+
+    def _run(self, deadline: float | None, delay: float) -> int:
+        options = self.options
         while not self._stop.is_set():
+            self.heartbeat.beat("connecting")
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
                 connection, channel = with_retry(
@@ -165,6 +176,7 @@ class Plotter:
                 if time.monotonic() - connected_at > 30:  # a long-lived link: start over
                     delay = 0.25
                 log.warning("broker link lost (%s); reconnecting in %.2g s", describe(err), delay)
+                self.heartbeat.beat("reconnecting")
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
             except OSError as err:  # cannot write figures: not the message's fault
@@ -200,9 +212,9 @@ class Plotter:
 
     def _serve(self, channel: BlockingChannel, deadline: float | None) -> int | None:
         """Consume until stopped (None) or, with ``once``, until one message (its code)."""
-        for method, properties, body in channel.consume(
-            self.options.topology.queue, inactivity_timeout=_POLL_S
-        ):
+        queue = self.options.topology.queue
+        for method, properties, body in channel.consume(queue, inactivity_timeout=_POLL_S):
+            self.heartbeat.beat(WORKING, queue=queue)
             if method is None:
                 if self._stop.is_set():
                     break

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -432,3 +433,61 @@ def test_run_with_broker_sends_the_figure_to_the_service(
     assert plotter.wait() == 0
     assert [p.stem for p in pngs(plots)] == [kept[0].stem]
     assert broker.counts() == 0
+
+
+def test_health_check_passes_only_while_the_plotter_consumes(
+    tmp_path: Path, broker: Broker, plotters: list
+) -> None:
+    beat = tmp_path / "plotter.alive"
+    out = tmp_path / "plots"
+    before = hzz("health", str(beat))
+    assert before.returncode == 1 and "no heartbeat" in before.stderr
+    plotter = Plotter(out, broker, "--health-file", str(beat))
+    plotters.append(plotter)
+    wait_for(lambda: hzz("health", str(beat)).returncode == 0, "the plotter's health check")
+    assert json.loads(beat.read_text())["queue"] == broker.topology.queue
+    # Healthy means consuming: a document sent now is drawn, and it stays healthy.
+    assert (
+        hzz(
+            "publish",
+            str(write_new(tmp_path, {".json": make_document().to_json()})[".json"]),
+            "--broker",
+            URL,
+            *hzz_args(broker),
+        ).returncode
+        == 0
+    )
+    wait_for(lambda: pngs(out), "the figure")
+    healthy = hzz("health", str(beat), "--max-age", "5")
+    assert healthy.returncode == 0, healthy.stderr
+    assert "consuming" in healthy.stdout
+    plotter.process.send_signal(signal.SIGTERM)
+    assert plotter.wait() == 0
+    after = hzz("health", str(beat))
+    assert after.returncode == 1 and "no heartbeat" in after.stderr
+
+
+def test_health_check_fails_while_the_broker_cannot_be_reached(
+    tmp_path: Path, broker: Broker, plotters: list
+) -> None:
+    beat = tmp_path / "plotter.alive"
+    plotter = Plotter(
+        tmp_path / "plots", broker, "--broker", UNREACHABLE, "--health-file", str(beat)
+    )
+    plotters.append(plotter)
+    wait_for(beat.exists, "the heartbeat file")
+    result = hzz("health", str(beat))
+    assert result.returncode == 1
+    assert "state 'connecting'" in result.stderr
+    assert plotter.process.poll() is None  # it keeps trying; the health check says why
+
+
+def test_health_check_fails_on_a_stale_heartbeat(tmp_path: Path) -> None:
+    beat = tmp_path / "plotter.alive"
+    beat.write_text(json.dumps({"state": "consuming", "pid": 1}))
+    assert hzz("health", str(beat), "--max-age", "30").returncode == 0
+    old = time.time() - 120
+    os.utime(beat, (old, old))
+    stale = hzz("health", str(beat), "--max-age", "30")
+    assert stale.returncode == 1
+    assert re.search(r"last heartbeat 12\d s ago \(limit 30 s\)", stale.stderr), stale.stderr

@@ -79,12 +79,44 @@ def test_mirror_override_mounts_the_mirror_in_workers_and_analysis() -> None:
     assert stack["services"]["analysis"]["environment"]["HZZ_DATA"] == "/data/4lep"
 
 
-def test_ci_override_keeps_a_valid_stack(tmp_path: Path) -> None:
+def test_ci_override_keeps_the_stack_and_avoids_only_what_needs_ipvs(tmp_path: Path) -> None:
     env = {"HZZ_CI_SECRETS": str(tmp_path), "HZZ_DASHBOARD_PORT": "18787", "HZZ_MIRROR": "/m"}
+    users = stack_config(STACK, MIRROR_OVERRIDE, env={"HZZ_MIRROR": "/m"})
     stack = stack_config(STACK, MIRROR_OVERRIDE, CI_OVERRIDE, env=env)
-    assert stack["networks"]["hzz"]["driver"] == "bridge"
+    assert stack["networks"]["hzz"]["driver"] == "overlay"
     assert stack["secrets"]["hzz_broker_url"]["file"] == f"{tmp_path}/broker-url"
-    assert int(stack["services"]["dask-scheduler"]["ports"][0]["published"]) == 18787
+    ports = stack["services"]["dask-scheduler"]["ports"]
+    assert [(p["target"], int(p["published"]), p["mode"]) for p in ports] == [(8787, 18787, "host")]
+    for name, service in stack["services"].items():
+        assert service["deploy"]["endpoint_mode"] == "dnsrr", name
+        # Everything else of the users' stack stays as it is.
+        for key in ("image", "healthcheck", "secrets", "volumes", "environment"):
+            assert service.get(key) == users["services"][name].get(key), (name, key)
+        kept = {k: v for k, v in service["deploy"].items() if k != "endpoint_mode"}
+        assert kept == users["services"][name]["deploy"], name
+
+
+def test_every_service_checks_its_own_health() -> None:
+    services = stack_config(STACK)["services"]
+    dockerfiles = {
+        name: (ROOT / f"Dockerfile.{name}").read_text() for name in ("scheduler", "worker")
+    }
+    # Scheduler and workers: the image's probe of dask's own /health, every few seconds
+    # (swarm resolves a service's name only once it is healthy).
+    for name, port in (("scheduler", 8787), ("worker", 8789)):
+        healthcheck = next(
+            line for line in dockerfiles[name].splitlines() if line.startswith("HEALTHCHECK")
+        )
+        assert "--interval=5s" in healthcheck, healthcheck
+        assert f":{port}/health" in dockerfiles[name]
+    assert "healthcheck" not in services["dask-worker"]
+    assert "healthcheck" not in services["dask-scheduler"]
+    # The plotter runs the worker image but is checked by its own heartbeat.
+    plotter = services["plotter"]
+    heartbeat = plotter["command"][plotter["command"].index("--health-file") + 1]
+    assert plotter["healthcheck"]["test"][:4] == ["CMD", "hzz", "health", heartbeat]
+    # The one-shot analysis serves nothing: no check to fail it.
+    assert services["analysis"]["healthcheck"] == {"disable": True}
 
 
 def test_make_secrets_writes_one_password_twice_and_private(tmp_path: Path) -> None:

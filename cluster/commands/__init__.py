@@ -11,6 +11,7 @@ from .broker import add_plotter_parser, add_publish_parser
 from .cluster import add_cluster_parser
 from .download import add_download_parser
 from .generate import add_generate_parser
+from .health import add_health_parser
 from .run import add_run_parser
 from .selftest import add_selftest_parser
 
@@ -21,5 +22,6 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_generate_parser,
     add_download_parser,
     add_cluster_parser,
+    add_health_parser,
     add_selftest_parser,
 ]

@@ -136,6 +136,13 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="with --once: give up after this long without a message (default: wait)",
     )
+    parser.add_argument(
+        "--health-file",
+        metavar="FILE",
+        default=None,
+        help="keep FILE fresh while connected and consuming, for a container health "
+        "check: hzz health FILE",
+    )
     parser.set_defaults(handler=plotter_command)
 
 
@@ -158,5 +165,6 @@ def plotter_command(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         once=args.once,
         timeout_s=args.timeout,
+        health_file=Path(args.health_file) if args.health_file else None,
     )
     return serve(options)

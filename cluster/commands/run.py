@@ -127,8 +127,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         type=float,
         default=60.0,
-        help="fail (exit 1) after this long without any Dask worker, before or during the "
-        "computation; a lost worker's tasks are rerun on the others",
+        help="fail (exit 1) after this long without a --scheduler to connect to, or without "
+        "any Dask worker before or during the computation; a lost worker's tasks are rerun "
+        "on the others",
     )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
@@ -180,7 +181,12 @@ def run_command(args: argparse.Namespace) -> int:
     # is written.
     from cluster.dask_cluster import BackgroundClient
 
-    cluster = BackgroundClient(args.scheduler, args.workers, dashboard_address=args.dashboard)
+    cluster = BackgroundClient(
+        args.scheduler,
+        args.workers,
+        dashboard_address=args.dashboard,
+        connect_timeout_s=args.worker_timeout,
+    )
     try:
         from analysis.graph import SampleFileError
         from cluster.run import RunOptions, compute_document
