@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -264,3 +265,75 @@ def test_a_worker_timeout_that_is_not_positive_is_named(value: str, mirror: Path
     )
     assert result.returncode == 2
     assert "--worker-timeout must be positive" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_run_started_before_its_scheduler_waits_for_it(
+    mirror: Path, standins: Path, tmp_path: Path
+) -> None:
+    """As on a swarm, where the scheduler's name resolves only once it is healthy."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    out = tmp_path / "plots"
+    run = subprocess.Popen(
+        run_command(address, mirror, standins, out, "--worker-timeout", "120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started: list[subprocess.Popen] = []
+    try:
+        time.sleep(3)  # nothing listens yet: the run must still be waiting, not failed
+        assert run.poll() is None, run.communicate()[1]
+        port = address.rsplit(":", 1)[1]
+        logs = tmp_path / "late.log"
+        with logs.open("wb") as log:
+            started.append(
+                subprocess.Popen(
+                    [*DASK, "scheduler", "--port", port, "--dashboard-address", ":0"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            started.append(
+                subprocess.Popen(
+                    [*DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        _, stderr = run.communicate(timeout=600)
+    finally:
+        for process in [run, *reversed(started)]:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    assert run.returncode == 0, stderr
+    got = document_in(out)
+    for name, counts in PUBLISHED_COUNTS.items():
+        assert (got.samples[name].n_in, got.samples[name].n_out) == counts, name
+
+
+def test_a_scheduler_that_never_answers_fails_after_the_worker_timeout(
+    mirror: Path, standins: Path, tmp_path: Path
+) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    out = tmp_path / "plots"
+    result = subprocess.run(
+        run_command(address, mirror, standins, out, "--worker-timeout", "3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"Timed out trying to connect to {address} after 3 s" in result.stderr
+    assert "nothing written" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
