@@ -202,7 +202,7 @@ mkdir -p "$MIRROR"
 cp -r "$REPO/../shared/data/atlas-opendata-2020/4lep/." "$MIRROR/"
 "$HZZ" generate --out "$MIRROR" >"$LOGS/generate.log" 2>&1 || fail "hzz generate"
 chmod -R a+rX "$MIRROR"
-STEP=10000  # small partitions: a run long enough to scale and to kill a worker in
+STEP=5000  # small partitions: a run long enough to scale and to kill a worker in
 # The reference: the same analysis on the host's embedded cluster, nobody disturbing it.
 "$HZZ" run --data "$MIRROR" --step-size "$STEP" --workers 2 --dashboard :0 --no-progress \
   --out "$WORK/reference" >"$LOGS/reference.log" 2>&1 \
