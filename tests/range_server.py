@@ -59,8 +59,8 @@ class RangeFileServer(ThreadingHTTPServer):
     # backlog of 5 drops connection attempts, which then stall for seconds in TCP retries.
     request_queue_size = 1024
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _Handler)
         self.root = root.resolve()
         self.traffic = Traffic()
         # path -> bytes after which the first GET of that path drops the connection
@@ -68,7 +68,7 @@ class RangeFileServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -221,13 +221,19 @@ def file_size(path: Path) -> int:
 
 
 class _TrafficHandler(_Handler):
-    """Also answers ``GET /__traffic__`` with the bytes served so far (JSON)."""
+    """Also answers ``GET /__traffic__`` with the bytes served and requests so far (JSON)."""
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path != "/__traffic__":
             super().do_GET()
             return
-        body = json.dumps({"total_bytes": self.server.traffic.total_bytes()}).encode()
+        traffic = self.server.traffic
+        requests: Counter[str] = Counter()
+        with traffic.lock:
+            for (method, _), n in traffic.requests.items():
+                requests[method] += n
+        counts = {"total_bytes": traffic.total_bytes(), "requests": dict(requests)}
+        body = json.dumps(counts).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/json")
@@ -259,8 +265,21 @@ def served_bytes(url: str) -> int:
         return int(json.load(response)["total_bytes"])
 
 
+def traffic(url: str) -> dict:
+    """What the server in a subprocess has served: total_bytes, requests by method."""
+    with urllib.request.urlopen(f"{url}/__traffic__", timeout=10) as response:
+        return json.load(response)
+
+
 if __name__ == "__main__":
-    server = RangeFileServer(Path(sys.argv[1]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description="serve a directory with HTTP ranges")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = RangeFileServer(args.root, args.host, args.port)
     server.RequestHandlerClass = _TrafficHandler
     print(server.url, flush=True)
     server.serve_forever()
