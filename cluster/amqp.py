@@ -24,6 +24,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from analysis.errors import InputError, RunFailure
+
 from .defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ FATAL_ERRORS: tuple[type[BaseException], ...] = (
 T = TypeVar("T")
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(RunFailure):
     """The broker could not be reached (or did not confirm) within the time budget."""
 
 
@@ -70,7 +72,7 @@ def quiet_pika() -> None:
 BROKER_FILE_ENV = "HZZ_BROKER_FILE"
 
 
-class BrokerConfigError(ValueError):
+class BrokerConfigError(InputError):
     """The broker URL file is unreadable or holds no AMQP URL (its content is never shown)."""
 
 

@@ -15,7 +15,7 @@ import pytest
 from analysis.catalogue import load_release
 from analysis.document import HistogramDocument, from_json
 from cluster.dask_cluster import dask_client
-from cluster.run import RunOptions, compute_document
+from cluster.run import RunOptions, run_analysis
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS
 
@@ -26,7 +26,7 @@ def _run(mirror: Path, workers: int, step_size: int) -> HistogramDocument:
     )
     with dask_client(workers=workers, dashboard_address=":0") as client:
         assert len(client.scheduler_info()["workers"]) == workers
-        return compute_document(client, load_release("2020"), options)
+        return run_analysis(client, load_release("2020"), options).document
 
 
 @pytest.fixture(scope="module")
