@@ -162,8 +162,9 @@ def draw(document: HistogramDocument, ax: Axes | None = None) -> Figure:
     return ax.figure
 
 
-def render_png(document: HistogramDocument) -> bytes:
-    """The figure as PNG bytes, ready to be written atomically."""
+def render_png(document: HistogramDocument, metadata: dict[str, str] | None = None) -> bytes:
+    """The figure as PNG bytes, ready to be written atomically; ``metadata``: PNG text
+    chunks (key → Latin-1 text) besides matplotlib's own."""
     buffer = io.BytesIO()
-    draw(document).savefig(buffer, format="png")
+    draw(document).savefig(buffer, format="png", metadata=metadata)
     return buffer.getvalue()

@@ -79,6 +79,13 @@ class AnalysisResult:
         """The histogram document as JSON (what ``hzz run`` writes and publishes)."""
         return self.document.to_json()
 
+    def to_png(self, metadata: dict[str, str] | None = None) -> bytes:
+        """The figure as PNG bytes (what ``hzz run`` and the plotting service write), with
+        ``metadata`` as PNG text chunks."""
+        from .plot import render_png
+
+        return render_png(self.document, metadata)
+
     def plot(self, ax: Axes | None = None) -> Axes:
         """Draw the figure into ``ax`` (default: pyplot's current axes) and return it.
 

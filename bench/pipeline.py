@@ -23,7 +23,7 @@ from analysis.files import FileInfo, inspect_file
 from analysis.graph import SampleGraph, sample_graph
 from analysis.partitions import partition_steps
 from analysis.summary import branches_for
-from cluster.dask_cluster import dask_client
+from cluster.runtime.clusters import dask_client
 
 from .inputs import FileSet
 from .probes import Stopwatch, peak_rss_bytes
@@ -90,7 +90,7 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
     release = load_release("2020")
     watch = Stopwatch()
     with watch.lap("cluster_start_s"):
-        # As `hzz run` starts it (cluster.dask_cluster): worker allocator settings included.
+        # As `hzz run` starts it (cluster.runtime.clusters): worker allocator settings included.
         context = dask_client(workers=workers, threads_per_worker=1, dashboard_address=":0")
         client: Client = context.__enter__()
     try:
@@ -174,7 +174,7 @@ def measure_graph_build(files: FileSet, step_size: int) -> dict[str, Any]:
 def measure_real_set_phases(mirror: Path, workers: int, out_dir: Path) -> dict[str, Any]:
     """``hzz run --allow-missing`` on the real set, phase by phase, with the project's APIs."""
     import analysis
-    from cluster.run import write_outputs
+    from cluster.runtime.run import write_outputs
 
     release = load_release("2020")
     watch = Stopwatch()
@@ -191,13 +191,13 @@ def measure_real_set_phases(mirror: Path, workers: int, out_dir: Path) -> dict[s
         with watch.lap("document_and_figure_s"):
             width = len(graph.outputs()[0])
             computed = [tuple(results[i : i + width]) for i in range(0, len(results), width)]
-            document = analysis.collect(graph, computed).document
-            write_outputs(document, out_dir)
+            result = analysis.collect(graph, computed)
+            write_outputs(result, out_dir)
     finally:
         with watch.lap("cluster_stop_s"):
             context.__exit__(None, None, None)
     return {
         "workers": workers,
-        "samples": sorted(document.samples),
+        "samples": sorted(result.samples),
         **watch.laps,
     }

@@ -19,16 +19,12 @@ from distributed import Client
 from analysis.catalogue import load_release
 from analysis.document import HistogramDocument
 from analysis.summary import branches_for
-from cluster.cache import cached_locations, mirror_dir
+from cluster.access.cache import cached_locations, mirror_dir, prepare_locations
+from cluster.access.download import IntegrityError, download_release, fetch
+from cluster.access.remote import RemoteAccessError, xrootd_available
 from cluster.cli import main
-from cluster.dask_cluster import dask_client
-from cluster.download import IntegrityError, download_release, fetch
-from cluster.remote import (
-    RemoteAccessError,
-    prepare_locations,
-    xrootd_available,
-)
-from cluster.run import RunOptions, run_analysis
+from cluster.runtime.clusters import dask_client
+from cluster.runtime.run import RunOptions, run_analysis
 
 from .conftest import MIRROR_2020, PUBLISHED_COUNTS, SHARED_DATA
 from .range_server import (

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from analysis.document import DocumentError, from_json
-from cluster.amqp import Topology
-from cluster.ledger import png_message_id
-from cluster.plotter import REASON_HEADER
-from cluster.publisher import message_id_for, publish
+from cluster.service.amqp import Topology
+from cluster.service.ledger import png_message_id
+from cluster.service.plotter import REASON_HEADER
+from cluster.service.publisher import message_id_for, publish
 
 from .test_broker import URL, Broker, make_document, pngs, wait_for
 from .tls_proxy import Certificates, TlsProxy, make_certificates

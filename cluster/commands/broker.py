@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter
 
 if TYPE_CHECKING:
-    from cluster.amqp import Topology
+    from cluster.service.amqp import Topology
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
@@ -55,7 +55,7 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
 
 
 def _topology(args: argparse.Namespace) -> Topology:
-    from cluster.amqp import Topology
+    from cluster.service.amqp import Topology
 
     return Topology(exchange=args.exchange, queue=args.queue)
 
@@ -63,8 +63,8 @@ def _topology(args: argparse.Namespace) -> Topology:
 def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
     """Publish a document saved at ``path``; on failure say where it is kept."""
     from analysis.errors import RunFailure
-    from cluster.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
-    from cluster.publisher import publish
+    from cluster.service.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
+    from cluster.service.publisher import publish
 
     try:
         url = broker_url(args.broker)
@@ -141,8 +141,8 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def plotter_command(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
-    from cluster.amqp import broker_url
-    from cluster.plotter import PlotterOptions, serve
+    from cluster.service.amqp import broker_url
+    from cluster.service.plotter import PlotterOptions, serve
 
     if args.max_bytes < 1:
         raise InputError("--max-bytes must be positive")

@@ -11,7 +11,7 @@ from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
 
 
 def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.localstack import DEFAULT_DIR
+    from cluster.runtime.localstack import DEFAULT_DIR
 
     parser = subparsers.add_parser(
         "cluster",
@@ -60,7 +60,7 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def up_command(args: argparse.Namespace) -> int:
-    from cluster.localstack import up
+    from cluster.runtime.localstack import up
 
     plotter_args = None
     plotter_env = {}
@@ -91,7 +91,7 @@ def up_command(args: argparse.Namespace) -> int:
 
 def status_command(args: argparse.Namespace) -> int:
     from analysis.errors import RunFailure
-    from cluster.localstack import connected_workers, load_state
+    from cluster.runtime.localstack import connected_workers, load_state
 
     state = load_state(args.dir)
     print(f"scheduler: {state.scheduler}")
@@ -110,7 +110,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def scale_command(args: argparse.Namespace) -> int:
-    from cluster.localstack import scale
+    from cluster.runtime.localstack import scale
 
     added, stopped = scale(args.dir, args.workers)
     if added:
@@ -123,7 +123,7 @@ def scale_command(args: argparse.Namespace) -> int:
 
 def down_command(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
-    from cluster.localstack import StackError, down
+    from cluster.runtime.localstack import StackError, down
 
     try:
         stopped = down(args.dir)

@@ -149,7 +149,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise InputError("--worker-timeout must be positive")
     if not args.timeout > 0:
         raise InputError("--timeout must be positive")
-    from cluster.remote import RemoteAccessError, require_xrootd
+    from cluster.access.remote import RemoteAccessError, require_xrootd
 
     try:
         for location in locations:
@@ -161,11 +161,11 @@ def run_command(args: argparse.Namespace) -> int:
     # The worker processes boot while this process imports the analysis; matplotlib
     # is imported while the workers compute; the cluster shuts down while the figure
     # is written.
-    from cluster.dask_cluster import BackgroundClient
+    from cluster.runtime.clusters import BackgroundClient
 
     cluster = BackgroundClient(args.scheduler, args.workers, dashboard_address=args.dashboard)
     try:
-        from cluster.run import RunOptions, run_analysis
+        from cluster.runtime.run import RunOptions, run_analysis
 
         options = RunOptions(
             locations=locations,
@@ -197,7 +197,7 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
 
-    from cluster.run import write_document, write_outputs
+    from cluster.runtime.run import write_document, write_outputs
 
     document = result.document
     print(result.yields_table())
@@ -205,7 +205,7 @@ def run_command(args: argparse.Namespace) -> int:
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
         return publish_saved(saved, document.to_json(), args)
-    written = write_outputs(document, Path(args.out))
+    written = write_outputs(result, Path(args.out))
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     return EXIT_OK

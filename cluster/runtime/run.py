@@ -21,9 +21,10 @@ from analysis.document import HistogramDocument
 from analysis.errors import RunFailure
 from analysis.inputs import resolve_locations
 from analysis.outputs import write_new
+from cluster.access.cache import prepare_locations
+from cluster.access.remote import DEFAULT_TIMEOUT_S, uproot_open_options
 
-from .remote import DEFAULT_TIMEOUT_S, prepare_locations, uproot_open_options
-from .workers import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
+from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
 
 
 @dataclass
@@ -92,14 +93,12 @@ def run_analysis(client: Client, release: Release, options: RunOptions) -> analy
     )
 
 
-def write_outputs(document: HistogramDocument, out_dir: Path) -> dict[str, Path]:
+def write_outputs(result: analysis.AnalysisResult, out_dir: Path) -> dict[str, Path]:
     """The PNG and the JSON document side by side, with one timestamped stem."""
-    from analysis.plot import render_png  # matplotlib: imported while the cluster starts
-
     return write_new(
         out_dir,
-        {".png": render_png(document), ".json": document.to_json()},
-        when=document.created,
+        {".png": result.to_png(), ".json": result.to_json()},
+        when=result.document.created,
     )
 
 

@@ -25,8 +25,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from analysis.errors import InputError, RunFailure
-
-from .defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+from cluster.defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
 
 log = logging.getLogger(__name__)
 
