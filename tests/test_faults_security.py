@@ -285,9 +285,10 @@ def test_a_created_time_no_file_name_can_hold_is_a_document_error(created: str) 
 def test_selftest_names_where_it_looked_when_the_tests_are_absent(tmp_path: Path) -> None:
     """An installation without the repository's tests/ says so (exit 2), it does not crash."""
     script = (
-        "import argparse, sys, cluster.commands.selftest as selftest\n"
+        "import sys, cluster.commands.selftest as selftest\n"
         "selftest.__file__ = sys.argv[1]\n"
-        "sys.exit(selftest.selftest_command(argparse.Namespace(faults=True, pytest_args=[])))\n"
+        "from cluster.cli import main\n"
+        "sys.exit(main(['selftest', '--faults']))\n"
     )
     fake = tmp_path / "site" / "cluster" / "commands" / "selftest.py"
     result = subprocess.run(

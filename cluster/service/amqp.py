@@ -211,7 +211,7 @@ def with_retry(
                 raise BrokerUnavailable(f"{what}: stopped ({reason})") from err
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise BrokerUnavailable(f"{what} failed for {timeout_s:g} s: {reason}") from err
+                raise BrokerUnavailable(f"{what} failed for {timeout_s:.3g} s: {reason}") from err
             wait = delay if left is None else min(delay, left)
             log.warning("%s failed (%s); retrying in %.2g s", what, reason, wait)
             sleep(wait)
