@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Literal
 
 from .binning import DEFAULT_BINNING, Binning
+from .errors import InputError
 
 Role = Literal["data", "background", "signal"]
 
@@ -91,20 +92,20 @@ class Release:
     def select(
         self, samples: list[str] | None = None, groups: list[str] | None = None
     ) -> list[Sample]:
-        """The samples to run, in catalogue order, or a ValueError naming an unknown name."""
+        """The samples to run, in catalogue order, or an InputError naming an unknown name."""
         chosen: list[Sample] = list(self.samples.values())
         if groups:
             keys = {g.key for g in self.groups}
             unknown = [g for g in groups if g not in keys]
             if unknown:
-                raise ValueError(
+                raise InputError(
                     f"unknown group(s) {', '.join(unknown)}; known: {', '.join(sorted(keys))}"
                 )
             chosen = [s for s in chosen if s.group in groups]
         if samples:
             unknown = [s for s in samples if s not in self.samples]
             if unknown:
-                raise ValueError(
+                raise InputError(
                     f"unknown sample(s) {', '.join(unknown)}; known: {', '.join(self.samples)}"
                 )
             chosen = [s for s in chosen if s.name in samples]

@@ -21,12 +21,13 @@ from uhi.io.json import default as uhi_default
 
 from .binning import Binning, m4l_axis
 from .catalogue import RELEASES, load_release
+from .errors import InputError
 
 SCHEMA = "hzz.histograms/1"
 ROLES = ("data", "background", "signal")
 
 
-class DocumentError(ValueError):
+class DocumentError(InputError):
     """A document that is not a valid ``hzz.histograms/1`` document; says which part."""
 
 

@@ -6,8 +6,8 @@ file again, and one read layer (``analysis.reader``) covers all files of a sampl
 building the graph stays cheap for thousands of files. Events are read by the Dask
 workers when the graph is computed, and only the branches the kernel and the weights
 use. Partition read errors are caught and reported per file (each partition's
-summary says how its read went), so a run can name the bad file and either stop or
-skip it, never half-count it.
+summary says how its read went); ``analysis.accounting`` reads the computed summaries
+back, leaves a bad file out whole or stops, and checks that no event was lost.
 """
 
 from __future__ import annotations
@@ -19,39 +19,14 @@ from typing import Any
 import awkward as ak
 import dask
 import dask_awkward as dak
-import numpy as np
 
-from .catalogue import Release, Sample, locate
-from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
-from .files import FileInfo, inspect_file
+from .catalogue import Release, Sample
+from .document import SkippedFile
+from .errors import SampleFileError
+from .files import FileInfo
 from .partitions import DEFAULT_STEP_SIZE, partition_steps
 from .reader import TREE_CACHE_SIZE, read_partitions
-from .summary import (
-    SampleTotals,
-    branches_for,
-    partition_summary,
-    rows_total,
-    summary_meta,
-    totals_from_row,
-)
-
-
-class SampleFileError(RuntimeError):
-    """A sample's file could not be read; the message names the file."""
-
-    def __init__(self, sample: str, location: str, reason: str) -> None:
-        super().__init__(f"{sample}: cannot read {location}: {reason}")
-        self.sample = sample
-        self.location = location
-        self.reason = reason
-
-
-class MissingFileError(SampleFileError):
-    """A sample's file is absent from every location searched."""
-
-
-class EventsLostError(RuntimeError):
-    """Fewer events were read than the files hold: a partition was lost."""
+from .summary import partition_summary, summary_meta
 
 
 @dataclass
@@ -63,7 +38,6 @@ class SampleGraph:
     #: One summary record per partition (``analysis.summary.partition_summary``: its
     #: row of numbers and how it was read): lazy, or once computed the records.
     summaries: Any
-    partition_files: list[str] = field(default_factory=list)  # the file of each partition
 
     def outputs(self) -> tuple[Any]:
         return (self.summaries,)
@@ -98,59 +72,6 @@ class AnalysisGraph:
     def generated(self) -> list[str]:
         """Names of the samples read from simulated stand-ins, for the document and figure."""
         return [s.sample.name for s in self.samples if s.generated]
-
-
-@dataclass(frozen=True)
-class ReadFailure:
-    """A partition that could not be read: which file, and why."""
-
-    sample: str
-    location: str
-    cause: str
-
-
-def read_failures(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) -> list[ReadFailure]:
-    """The partitions that failed to read, in computed outputs: one entry per bad file."""
-    failures: dict[tuple[str, str], ReadFailure] = {}
-    for sample_graph_, (summaries,) in zip(graph.samples, computed, strict=True):
-        failed = summaries[~ak.is_none(summaries["exception"])]
-        for row in failed[["location", "exception", "message"]].to_list():
-            key = (sample_graph_.sample.name, row["location"])
-            cause = f"{row['exception']}: {row['message']}".replace("\n", " ")
-            failures.setdefault(key, ReadFailure(key[0], key[1], " ".join(cause.split())))
-    return list(failures.values())
-
-
-def leave_out(
-    graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]], failures: Sequence[ReadFailure]
-) -> tuple[AnalysisGraph, list[tuple[Any, ...]]]:
-    """The graph and its computed outputs without the files that failed to read.
-
-    A file with any unreadable partition is left out whole (all its partitions'
-    summaries, which name their file, are dropped) and listed as skipped, so it is
-    never half-counted; a sample left with no file is dropped.
-    """
-    samples: list[SampleGraph] = []
-    outputs: list[tuple[Any, ...]] = []
-    for sample_graph_, (summaries,) in zip(graph.samples, computed, strict=True):
-        name = sample_graph_.sample.name
-        bad = {f.location for f in failures if f.sample == name}
-        good = [f for f in sample_graph_.files if f.location not in bad]
-        if not good:
-            continue
-        if bad:
-            keep = [location not in bad for location in summaries["location"].to_list()]
-            summaries = summaries[np.asarray(keep, dtype=bool)]
-        samples.append(SampleGraph(sample_graph_.sample, good, summaries))
-        outputs.append((summaries,))
-    skipped = [*graph.skipped, *(SkippedFile(f.sample, f.location, f.cause) for f in failures)]
-    return AnalysisGraph(graph.release, samples, list(graph.missing), skipped), outputs
-
-
-def sample_totals(computed: tuple[Any, ...], release: Release) -> SampleTotals:
-    """A sample's counts, Σw and histogram from its computed outputs."""
-    (summaries,) = computed
-    return totals_from_row(rows_total(summaries, release), release)
 
 
 def _empty_outputs(release: Release) -> tuple[Any]:
@@ -221,8 +142,7 @@ def sample_graph(
         label=f"select-and-fill-{sample.name}",
         meta=summary_meta(release),
     )
-    partition_files = [location for location, _, _ in partitions]
-    return SampleGraph(sample, list(files), summaries, partition_files)
+    return SampleGraph(sample, list(files), summaries)
 
 
 def graph_from_files(
@@ -241,85 +161,3 @@ def graph_from_files(
         for name, sample_files in files.items()
     ]
     return AnalysisGraph(release, graphs, list(missing), list(skipped))
-
-
-def build_graph(
-    release: Release,
-    samples: Sequence[Sample],
-    locations: Sequence[str],
-    step_size: int = DEFAULT_STEP_SIZE,
-    allow_missing: bool = False,
-    options: Mapping[str, Any] | None = None,
-) -> AnalysisGraph:
-    """Locate and inspect each sample's file here, then build the graph.
-
-    The eager, in-process path (tests, benchmarks); ``hzz run`` inspects files on the
-    cluster instead. A missing file raises unless ``allow_missing``; a bad file raises.
-    """
-    files: dict[str, list[FileInfo]] = {}
-    missing: list[str] = []
-    for sample in samples:
-        location = locate(sample, list(locations))
-        if location is None:
-            searched = ", ".join(str(loc) for loc in locations)
-            info = FileInfo(
-                sample.name, sample.path, missing=True, error=f"not found in {searched}"
-            )
-        else:
-            branches = branches_for(sample, release)
-            info = inspect_file(sample.name, location, release.tree, branches, options)
-        if info.missing:
-            if not allow_missing:
-                raise MissingFileError(sample.name, info.location, info.error or "not found")
-            missing.append(sample.name)
-        elif info.error is not None:
-            raise SampleFileError(sample.name, info.location, info.error)
-        else:
-            files[sample.name] = [info]
-    return graph_from_files(release, files, step_size, options, missing)
-
-
-def check_accounting(graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]]) -> None:
-    """Every event of every file was read: events-read equals the files' entries."""
-    for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
-        n_in = sample_totals(outputs, graph.release).n_in
-        if n_in != sample_graph_.entries:
-            raise EventsLostError(
-                f"{sample_graph_.sample.name}: read {n_in} events but its files hold "
-                f"{sample_graph_.entries} ({', '.join(sample_graph_.locations)}): "
-                "a partition was lost; nothing written"
-            )
-
-
-def assemble_document(
-    graph: AnalysisGraph,
-    computed: Sequence[tuple[Any, ...]],
-    generated: Sequence[str] | None = None,
-) -> HistogramDocument:
-    """The histogram document from the computed outputs of ``graph.outputs()``.
-
-    Checks the event accounting first: a document never hides a lost partition.
-    """
-    check_accounting(graph, computed)
-    release = graph.release
-    styles = {g.key: GroupStyle(g.label, g.colour, g.role) for g in release.groups}
-    results: dict[str, SampleResult] = {}
-    for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
-        sample = sample_graph_.sample
-        totals = sample_totals(outputs, release)
-        results[sample.name] = SampleResult(
-            group=styles[sample.group].label,
-            n_in=totals.n_in,
-            n_out=totals.n_out,
-            sumw=totals.sumw,
-            hist=totals.hist,
-        )
-    return HistogramDocument(
-        release=release.name,
-        lumi_fb=release.lumi_fb,
-        groups=[styles[g.key] for g in release.groups],
-        samples=results,
-        missing=list(graph.missing),
-        generated=list(graph.generated if generated is None else generated),
-        skipped=list(graph.skipped),
-    )

@@ -1,19 +1,17 @@
 """The ATLAS-style m4l figure of the notebook, drawn from a histogram document alone.
 
 Uses matplotlib's object API (no pyplot state), so a long-running plotting service
-can draw many figures without leaking or sharing anything between them.
+can draw many figures without leaking or sharing anything between them, and a
+notebook's axes can be drawn into without its backend being changed.
 """
 
 from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import mplhep
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -51,8 +49,11 @@ def _footnote(document: HistogramDocument) -> str:
     return "\n".join(notes)
 
 
-def draw(document: HistogramDocument) -> Figure:
-    """The figure of the spec: stacked MC, signal on top, data points, background band."""
+def draw(document: HistogramDocument, ax: Axes | None = None) -> Figure:
+    """The figure of the spec: stacked MC, signal on top, data points, background band.
+
+    Drawn into ``ax`` if given (its figure is returned), else into a new figure of its own.
+    """
     binning = document.binning
     axis = m4l_axis(binning)
     headroom = load_release(document.release).analysis.y_headroom  # 1.6 (2020), 2 (2025)
@@ -60,9 +61,10 @@ def draw(document: HistogramDocument) -> Figure:
     centres = axis.centers
     width = axis.widths
 
-    figure = Figure(figsize=(7.0, 5.6), dpi=100)
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
+    if ax is None:
+        figure = Figure(figsize=(7.0, 5.6), dpi=100)
+        FigureCanvasAgg(figure)
+        ax = figure.add_subplot()
 
     stack = [g for g in document.groups if g.role == "background"]
     stack += [g for g in document.groups if g.role == "signal"]
@@ -157,11 +159,12 @@ def draw(document: HistogramDocument) -> Figure:
         legend_handles.append(Patch(facecolor="none", hatch="////", edgecolor="black", alpha=0.5))
         legend_labels.append("Stat. Unc.")
     ax.legend(legend_handles, legend_labels, frameon=False)
-    return figure
+    return ax.figure
 
 
-def render_png(document: HistogramDocument) -> bytes:
-    """The figure as PNG bytes, ready to be written atomically."""
+def render_png(document: HistogramDocument, metadata: dict[str, str] | None = None) -> bytes:
+    """The figure as PNG bytes, ready to be written atomically; ``metadata``: PNG text
+    chunks (key → Latin-1 text) besides matplotlib's own."""
     buffer = io.BytesIO()
-    draw(document).savefig(buffer, format="png")
+    draw(document).savefig(buffer, format="png", metadata=metadata)
     return buffer.getvalue()

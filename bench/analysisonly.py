@@ -17,9 +17,8 @@ import numpy as np
 import uproot
 
 from analysis.catalogue import load_release
-from analysis.graph import branches_for
 from analysis.partitions import partition_steps
-from analysis.summary import row_length, summarise_partition, totals_from_row
+from analysis.summary import branches_for, row_length, summarise_partition, totals_from_row
 
 from .readlimit import set_inflate
 

@@ -18,10 +18,9 @@ import awkward as ak
 
 from analysis.catalogue import load_release
 from analysis.files import FileInfo, inspect_file
-from analysis.graph import branches_for
 from analysis.partitions import partition_steps
 from analysis.reader import PartitionReader
-from analysis.summary import partition_summary, rows_total, totals_from_row
+from analysis.summary import branches_for, partition_summary, rows_total, totals_from_row
 
 
 @dataclass

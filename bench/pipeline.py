@@ -1,7 +1,7 @@
 """The pipeline measured as ``hzz run`` computes it: analysis.graph on a local Dask cluster.
 
 Phases are timed apart: cluster start-up, file inspection (entries and marks, read
-from each file's header in this process as ``build_graph`` does), graph building
+from each file's header in this process), graph building
 (``analysis.graph.sample_graph`` over all files of the sample), client-side
 optimisation (``dask.optimize``: column projection, fusion) and the compute
 (``Client.compute`` of the optimised graph until the results are back).
@@ -17,24 +17,20 @@ import dask
 import dask_awkward as dak
 from distributed import Client
 
+from analysis.accounting import sample_totals
 from analysis.catalogue import Release, load_release
 from analysis.files import FileInfo, inspect_file
-from analysis.graph import (
-    SampleGraph,
-    branches_for,
-    build_graph,
-    partition_steps,
-    sample_graph,
-    sample_totals,
-)
-from cluster.dask_cluster import dask_client
+from analysis.graph import SampleGraph, sample_graph
+from analysis.partitions import partition_steps
+from analysis.summary import branches_for
+from cluster.runtime.clusters import dask_client
 
 from .inputs import FileSet
 from .probes import Stopwatch, peak_rss_bytes
 
 
 def inspect_files(files: FileSet, release: Release) -> list[FileInfo]:
-    """Entries and marks of every file, as ``build_graph`` inspects them, in this process."""
+    """Entries and marks of every file, as ``analysis.inspect`` finds them, in this process."""
     needed = branches_for(files.sample)
     infos = [inspect_file(files.sample.name, p, release.tree, needed) for p in files.paths]
     bad = [f"{i.location}: {i.error}" for i in infos if not i.usable]
@@ -94,7 +90,7 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
     release = load_release("2020")
     watch = Stopwatch()
     with watch.lap("cluster_start_s"):
-        # As `hzz run` starts it (cluster.dask_cluster): worker allocator settings included.
+        # As `hzz run` starts it (cluster.runtime.clusters): worker allocator settings included.
         context = dask_client(workers=workers, threads_per_worker=1, dashboard_address=":0")
         client: Client = context.__enter__()
     try:
@@ -177,8 +173,8 @@ def measure_graph_build(files: FileSet, step_size: int) -> dict[str, Any]:
 
 def measure_real_set_phases(mirror: Path, workers: int, out_dir: Path) -> dict[str, Any]:
     """``hzz run --allow-missing`` on the real set, phase by phase, with the project's APIs."""
-    from analysis.graph import assemble_document
-    from cluster.run import write_outputs
+    import analysis
+    from cluster.runtime.run import write_outputs
 
     release = load_release("2020")
     watch = Stopwatch()
@@ -187,20 +183,21 @@ def measure_real_set_phases(mirror: Path, workers: int, out_dir: Path) -> dict[s
         client: Client = context.__enter__()
     try:
         with watch.lap("graph_build_s"):
-            graph = build_graph(release, release.select(), [str(mirror)], allow_missing=True)
+            inspection = analysis.inspect(mirror, release, allow_missing=True)
+            graph = analysis.build(inspection)
         with watch.lap("compute_s"):
             flat = [output for outputs in graph.outputs() for output in outputs]
             results = client.gather(client.compute(flat))
         with watch.lap("document_and_figure_s"):
             width = len(graph.outputs()[0])
             computed = [tuple(results[i : i + width]) for i in range(0, len(results), width)]
-            document = assemble_document(graph, computed, generated=graph.generated)
-            write_outputs(document, out_dir)
+            result = analysis.collect(graph, computed)
+            write_outputs(result, out_dir)
     finally:
         with watch.lap("cluster_stop_s"):
             context.__exit__(None, None, None)
     return {
         "workers": workers,
-        "samples": sorted(document.samples),
+        "samples": sorted(result.samples),
         **watch.laps,
     }

@@ -71,7 +71,7 @@ def needed_bytes(release_dir: Path) -> tuple[int, int]:
     import uproot
 
     from analysis.catalogue import load_release, locate
-    from analysis.graph import branches_for
+    from analysis.summary import branches_for
 
     release = load_release("2020")
     total = files = 0

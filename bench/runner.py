@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cluster.tuning import WORKER_ALLOCATOR_ENV
+from cluster.runtime.tuning import WORKER_ALLOCATOR_ENV
 
 from .inputs import REPO, FileSet
 
@@ -23,7 +23,7 @@ class MeasurementError(RuntimeError):
 
 def _env(as_worker: bool = False) -> dict[str, str]:
     """This environment, with the repository importable; ``as_worker``: with the allocator
-    settings the pipeline's workers run with (``cluster.tuning``), so that a baseline doing
+    settings the pipeline's workers run with (``cluster.runtime.tuning``), so that a baseline doing
     a worker's work is measured in the same conditions."""
     env = dict(os.environ)
     if as_worker:

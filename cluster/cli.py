@@ -1,4 +1,10 @@
-"""The ``hzz`` command line: one entry point; each subcommand lives in ``cluster.commands``."""
+"""The ``hzz`` command line: one entry point; each subcommand lives in ``cluster.commands``.
+
+A command raises; this module turns what it raised into a message and an exit code,
+in one place: ``analysis.errors.InputError`` (bad input: fix it and run again) is
+exit code 2, any other error the project raises on purpose, and an OS or runtime
+error, exit code 1. A traceback is printed only with ``--verbose``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,20 @@ import threading
 from collections.abc import Sequence
 
 from cluster.commands import REGISTRARS
-from cluster.commands.common import Handler
+from cluster.commands.common import EXIT_BAD_INPUT, EXIT_FAILED, Handler
+
+log = logging.getLogger("hzz")
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("hzz-cluster")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(subparsers)
@@ -48,7 +68,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for noisy in ("distributed", "bokeh", "tornado", "asyncio", "pika", "matplotlib"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Handler = args.handler
-    return handler(args)
+    prog = f"hzz {args.command}"
+    from analysis.errors import HZZError, InputError
+
+    try:
+        return handler(args)
+    except InputError as err:
+        _report(prog, err, args.verbose)
+        return EXIT_BAD_INPUT
+    except (HZZError, OSError, RuntimeError, TimeoutError) as err:
+        _report(prog, err, args.verbose)
+        return EXIT_FAILED
+
+
+def _report(prog: str, err: BaseException, verbose: bool) -> None:
+    """The error's message and its notes (what to do about it), one line each."""
+    if verbose:
+        log.exception("%s failed", prog)
+    print(f"{prog}: {err}", file=sys.stderr)
+    for note in getattr(err, "__notes__", ()):
+        print(f"{prog}: {note}", file=sys.stderr)
 
 
 def entry() -> None:

@@ -10,17 +10,11 @@ import numpy as np
 import pytest
 import uproot
 
+from analysis import EventsLostError, build, inspect
+from analysis.accounting import check_accounting, leave_out, read_failures, sample_totals
 from analysis.catalogue import load_release
 from analysis.document import from_json
 from analysis.files import FileInfo, inspect_file
-from analysis.graph import (
-    EventsLostError,
-    build_graph,
-    check_accounting,
-    leave_out,
-    read_failures,
-    sample_totals,
-)
 from analysis.standins import write_standins
 from analysis.summary import row_length, summary_record
 
@@ -149,7 +143,7 @@ def test_skip_bad_files_leaves_the_file_out_whole_and_lists_it(
 
 def test_event_accounting_catches_a_lost_partition(mirror: Path) -> None:
     release = load_release("2020")
-    graph = build_graph(release, release.select(samples=["Zee"]), [str(mirror)])
+    graph = build(inspect(mirror, samples=["Zee"]))
 
     def row(n_in: int) -> ak.Array:  # computed summaries: one partition's record
         values = np.zeros(row_length(release))
@@ -166,7 +160,7 @@ def test_a_bad_file_is_dropped_whole_and_the_sample_keeps_its_good_files(mirror:
     """Two files of one sample, the second with one unreadable partition: the sample is
     counted from the first file alone (no recompute), the second is listed as skipped."""
     release = load_release("2020")
-    graph = build_graph(release, release.select(samples=["Zee"]), [str(mirror)])
+    graph = build(inspect(mirror, samples=["Zee"]))
     good_info = graph.samples[0].files[0]
     bad_info = FileInfo("Zee", "/elsewhere/zee-copy.root", entries=898)
     graph.samples[0].files.append(bad_info)

@@ -7,6 +7,7 @@ see each other's messages nor the production ``hzz.plots`` queue.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import pickle
@@ -28,10 +29,10 @@ import pytest
 from analysis.binning import m4l_axis
 from analysis.document import GroupStyle, HistogramDocument, SampleResult
 from analysis.outputs import write_new
-from cluster.amqp import Topology
-from cluster.ledger import Ledger, png_message_id, tag_png
-from cluster.plotter import PAUSE_ENV, REASON_HEADER
-from cluster.publisher import GZIP_ABOVE_BYTES, message_id_for, publish
+from cluster.service.amqp import Topology
+from cluster.service.ledger import PNG_KEY, Ledger, png_message_id
+from cluster.service.plotter import PAUSE_ENV, REASON_HEADER
+from cluster.service.publisher import GZIP_ABOVE_BYTES, message_id_for, publish
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/"
@@ -313,7 +314,13 @@ def test_killed_before_ack_gives_one_png(tmp_path: Path, broker: Broker, plotter
 def test_crash_between_png_and_ledger_record(tmp_path: Path) -> None:
     """Only ``begin`` in the ledger but the PNG written: the tagged PNG is found."""
     ledger = Ledger(tmp_path)
-    png = tag_png(b"\x89PNG\r\n\x1a\n" + bytes([0, 0, 0, 13]) + b"IHDR" + bytes(17), "id-1")
+    from PIL import Image, PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text(PNG_KEY, "id-1")
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buffer, format="png", pnginfo=text)
+    png = buffer.getvalue()
     with ledger.locked():
         assert ledger.plotted("id-1") is None
         ledger.begin("id-1")

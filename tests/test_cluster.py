@@ -14,8 +14,8 @@ import pytest
 
 from analysis.catalogue import load_release
 from analysis.document import HistogramDocument, from_json
-from cluster.dask_cluster import dask_client
-from cluster.run import RunOptions, compute_document
+from cluster.runtime.clusters import dask_client
+from cluster.runtime.run import RunOptions, run_analysis
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS
 
@@ -26,7 +26,7 @@ def _run(mirror: Path, workers: int, step_size: int) -> HistogramDocument:
     )
     with dask_client(workers=workers, dashboard_address=":0") as client:
         assert len(client.scheduler_info()["workers"]) == workers
-        return compute_document(client, load_release("2020"), options)
+        return run_analysis(client, load_release("2020"), options).document
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.M
     """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker, in
     the environment the worker process started with (the one glibc reads), not only in
     ``os.environ`` (workers are forked from a server: they cannot take new variables)."""
-    from cluster.tuning import WORKER_ALLOCATOR_ENV
+    from cluster.runtime.tuning import WORKER_ALLOCATOR_ENV
 
     from .worker_probes import current_environment, start_environment
 
@@ -164,7 +164,7 @@ def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.M
 def test_local_workers_start_with_the_analysis_imported() -> None:
     """Workers are forked from a server that imported the analysis once: a new worker
     has it before it runs anything, instead of importing it on its first task."""
-    from cluster.tuning import WORKER_PRELOAD
+    from cluster.runtime.tuning import WORKER_PRELOAD
 
     from .worker_probes import imported
 
@@ -175,7 +175,7 @@ def test_local_workers_start_with_the_analysis_imported() -> None:
 
 
 def test_the_worker_image_sets_the_same_allocator_thresholds() -> None:
-    from cluster.tuning import WORKER_ALLOCATOR_ENV
+    from cluster.runtime.tuning import WORKER_ALLOCATOR_ENV
 
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile.worker").read_text()
     for name, value in WORKER_ALLOCATOR_ENV.items():
@@ -188,7 +188,7 @@ def _saturation(dask_scheduler) -> float:
 
 def test_the_schedulers_hand_out_two_partition_tasks_per_thread() -> None:
     """The embedded scheduler and the scheduler image use the same saturation."""
-    from cluster.tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
+    from cluster.runtime.tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
 
     with dask_client(workers=1, dashboard_address=":0") as client:
         assert client.run_on_scheduler(_saturation) == float(SCHEDULER_WORKER_SATURATION) == 2.0
@@ -198,7 +198,7 @@ def test_the_schedulers_hand_out_two_partition_tasks_per_thread() -> None:
 
 def test_a_background_client_starts_computes_and_closes() -> None:
     """The cluster ``hzz run`` starts while it imports, and closes while it draws."""
-    from cluster.dask_cluster import BackgroundClient
+    from cluster.runtime.clusters import BackgroundClient
 
     background = BackgroundClient(workers=1, dashboard_address=":0")
     client = background.client()

@@ -7,8 +7,7 @@ from pathlib import Path
 import dask_awkward as dak
 import pytest
 
-from analysis.catalogue import load_release
-from analysis.graph import build_graph
+from analysis import build, inspect
 from analysis.partitions import partition_steps
 
 SPEC_BRANCHES = {
@@ -28,8 +27,7 @@ LEPTON_BRANCHES = {b for b in SPEC_BRANCHES if b.startswith("lep_")}
 
 
 def test_only_the_spec_branches_are_read(mirror: Path) -> None:
-    release = load_release("2020")
-    graph = build_graph(release, release.select(samples=["data_A", "Zee"]), [str(mirror)])
+    graph = build(inspect(mirror, samples=["data_A", "Zee"]))
     for sample_graph in graph.samples:
         columns = dak.necessary_columns(*sample_graph.outputs())
         (read,) = columns.values()

@@ -18,17 +18,13 @@ from distributed import Client
 
 from analysis.catalogue import load_release
 from analysis.document import HistogramDocument
-from analysis.graph import branches_for
-from cluster.cache import cached_locations, mirror_dir
+from analysis.summary import branches_for
+from cluster.access.cache import cached_locations, mirror_dir, prepare_locations
+from cluster.access.download import IntegrityError, download_release, fetch
+from cluster.access.remote import RemoteAccessError, xrootd_available
 from cluster.cli import main
-from cluster.dask_cluster import dask_client
-from cluster.download import IntegrityError, download_release, fetch
-from cluster.remote import (
-    RemoteAccessError,
-    prepare_locations,
-    xrootd_available,
-)
-from cluster.run import RunOptions, compute_document
+from cluster.runtime.clusters import dask_client
+from cluster.runtime.run import RunOptions, run_analysis
 
 from .conftest import MIRROR_2020, PUBLISHED_COUNTS, SHARED_DATA
 from .range_server import (
@@ -75,11 +71,11 @@ def server() -> Iterator[RangeFileServer]:
 
 def run(client: Client, locations: list[str], **options: object) -> HistogramDocument:
     release = load_release("2020")
-    return compute_document(
+    return run_analysis(
         client,
         release,
         RunOptions(locations=locations, samples=SAMPLES, show_progress=False, **options),  # type: ignore[arg-type]
-    )
+    ).document
 
 
 def assert_same_results(a: HistogramDocument, b: HistogramDocument) -> None:
@@ -127,7 +123,7 @@ def test_only_the_needed_baskets_are_read_from_a_remote_file(client: Client) -> 
         options = RunOptions(
             locations=[url + BASE_2025], samples=["data15_periodD"], show_progress=False
         )
-        document = compute_document(client, release, options)
+        document = run_analysis(client, release, options).document
         served = served_bytes(url)
     assert (document.samples["data15_periodD"].n_in, document.samples["data15_periodD"].n_out) == (
         3424,

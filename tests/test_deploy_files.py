@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.amqp import BROKER_FILE_ENV, BrokerConfigError, broker_url
+from cluster.service.amqp import BROKER_FILE_ENV, BrokerConfigError, broker_url
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "docker-stack.yml"

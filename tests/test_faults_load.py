@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.amqp import Topology
-from cluster.ledger import png_message_id
-from cluster.publisher import publish
+from cluster.service.amqp import Topology
+from cluster.service.ledger import png_message_id
+from cluster.service.publisher import publish
 
 from .test_broker import URL, Broker, Plotter, make_document, pngs, wait_for
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from analysis.document import DocumentError, from_json
-from cluster.amqp import Topology
-from cluster.ledger import png_message_id
-from cluster.plotter import REASON_HEADER
-from cluster.publisher import message_id_for, publish
+from cluster.service.amqp import Topology
+from cluster.service.ledger import png_message_id
+from cluster.service.plotter import REASON_HEADER
+from cluster.service.publisher import message_id_for, publish
 
 from .test_broker import URL, Broker, make_document, pngs, wait_for
 from .tls_proxy import Certificates, TlsProxy, make_certificates
@@ -285,9 +285,10 @@ def test_a_created_time_no_file_name_can_hold_is_a_document_error(created: str) 
 def test_selftest_names_where_it_looked_when_the_tests_are_absent(tmp_path: Path) -> None:
     """An installation without the repository's tests/ says so (exit 2), it does not crash."""
     script = (
-        "import argparse, sys, cluster.commands.selftest as selftest\n"
+        "import sys, cluster.commands.selftest as selftest\n"
         "selftest.__file__ = sys.argv[1]\n"
-        "sys.exit(selftest.selftest_command(argparse.Namespace(faults=True, pytest_args=[])))\n"
+        "from cluster.cli import main\n"
+        "sys.exit(main(['selftest', '--faults']))\n"
     )
     fake = tmp_path / "site" / "cluster" / "commands" / "selftest.py"
     result = subprocess.run(

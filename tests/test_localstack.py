@@ -22,7 +22,7 @@ import pytest
 from distributed import Client
 
 from analysis.document import HistogramDocument, from_json
-from cluster.localstack import load_state
+from cluster.runtime.localstack import load_state
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS
 

@@ -11,11 +11,12 @@ import pytest
 import uproot
 
 from analysis import reader
+from analysis.accounting import sample_totals
 from analysis.catalogue import load_release
 from analysis.files import inspect_file
-from analysis.graph import branches_for, interleave, sample_graph, sample_totals
+from analysis.graph import interleave, sample_graph
 from analysis.standins import write_standins
-from analysis.summary import SampleTotals, partition_summary
+from analysis.summary import SampleTotals, branches_for, partition_summary
 
 RELEASE = load_release("2020")
 
@@ -38,7 +39,7 @@ def test_a_file_is_opened_once_per_run_whatever_its_partitions(
 ) -> None:
     path = mirror / "MC" / "mc_361106.Zee.4lep.root"
     graph = _graph(path, "Zee", step_size=100)  # 9 partitions
-    assert len(graph.partition_files) == 9
+    assert graph.summaries.npartitions == 9
     reader.OPEN_TREES.clear()
     opened: list[str] = []
     original = uproot.open
@@ -124,7 +125,7 @@ def test_projection_keeps_the_files_branch_order(mirror: Path, columns: frozense
     assert events.fields == [c for c in ("lep_pt", "lep_eta", "mcWeight") if c in columns]
     assert len(events) == 100
     assert reader.read_outcome(events)["exception"] is None
-    assert graph.partition_files == [str(path)]
+    assert graph.summaries.npartitions == 1
 
 
 def test_building_the_graph_computes_nothing(mirror: Path) -> None:
@@ -144,7 +145,7 @@ def test_each_partition_is_one_task_read_and_summary_fused(mirror: Path) -> None
     """No report beside the events: Dask fuses every read with its summary."""
     graph = _graph(mirror / "MC" / "mc_361106.Zee.4lep.root", "Zee", step_size=100)
     (optimised,) = dask.optimize(*graph.outputs())
-    assert len(dict(optimised.__dask_graph__())) == len(graph.partition_files) == 9
+    assert len(dict(optimised.__dask_graph__())) == graph.summaries.npartitions == 9
 
 
 def test_partitions_of_files_read_side_by_side_alternate() -> None:

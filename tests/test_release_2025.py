@@ -14,9 +14,9 @@ import uproot
 
 from analysis.catalogue import load_release, locate
 from analysis.document import from_json
-from analysis.graph import branches_for
 from analysis.plot import draw
 from analysis.selection import PRESELECTIONS, trigger_pt_id_iso_2025
+from analysis.summary import branches_for
 from analysis.weights import event_weight
 
 from .conftest import MIRROR_2020, SHARED_DATA

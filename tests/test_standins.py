@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 import uproot
 
+from analysis import build, inspect
+from analysis.accounting import assemble_document
 from analysis.catalogue import load_release
-from analysis.graph import assemble_document, build_graph
 from analysis.plot import _footnote, render_png
+from analysis.report import yields_table
 from analysis.selection import LEPTON_BRANCHES
 from analysis.standins import STANDINS, read_mark, write_standins
 from analysis.weights import WEIGHT_BRANCHES
 from cluster.cli import main as cli_main
-from cluster.report import yields_table
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_BASE = SHARED / "atlas-opendata-2020" / "4lep"
@@ -104,11 +105,10 @@ def test_same_seed_same_arrays_other_seed_other_arrays(tmp_path: Path) -> None:
 
 @needs_real
 def test_pipeline_on_real_files_and_standins(standins: Path, tmp_path: Path) -> None:
-    release = load_release("2020")
-    graph = build_graph(release, release.select(), [str(REAL_BASE), str(standins)])
+    graph = build(inspect([REAL_BASE, standins]))
     assert graph.generated == list(STANDINS)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
-    document = assemble_document(graph, computed, generated=graph.generated)
+    document = assemble_document(graph, computed)
 
     for name, published in PUBLISHED.items():
         result = document.samples[name]

@@ -7,17 +7,16 @@ from pathlib import Path
 import dask
 import pytest
 
-from analysis.catalogue import load_release
+from analysis import build, inspect
+from analysis.accounting import assemble_document
 from analysis.document import HistogramDocument
-from analysis.graph import assemble_document, build_graph
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS, PUBLISHED_YIELDS
 
 
 @pytest.fixture(scope="module")
 def document(mirror: Path) -> HistogramDocument:
-    release = load_release("2020")
-    graph = build_graph(release, release.select(samples=ON_DISK), [str(mirror)], step_size=250)
+    graph = build(inspect(mirror, samples=ON_DISK), step_size=250)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
     return assemble_document(graph, computed)
 

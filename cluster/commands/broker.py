@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import DEFAULT_OUT, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter
+from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter
 
 if TYPE_CHECKING:
-    from cluster.amqp import Topology
+    from cluster.service.amqp import Topology
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
@@ -56,23 +55,24 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
 
 
 def _topology(args: argparse.Namespace) -> Topology:
-    from cluster.amqp import Topology
+    from cluster.service.amqp import Topology
 
     return Topology(exchange=args.exchange, queue=args.queue)
 
 
-def publish_saved(path: Path, body: bytes, args: argparse.Namespace, prog: str) -> int:
+def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
     """Publish a document saved at ``path``; on failure say where it is kept."""
-    from cluster.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
-    from cluster.publisher import publish
+    from analysis.errors import RunFailure
+    from cluster.service.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
+    from cluster.service.publisher import publish
 
     try:
         url = broker_url(args.broker)
         sent = publish(body, url, _topology(args), args.broker_timeout)
     except (BrokerConfigError, BrokerUnavailable) as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        print(f"{prog}: document kept at {path}; resend with: hzz publish {path}", file=sys.stderr)
-        return EXIT_FAILED
+        failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
+        failure.add_note(f"document kept at {path}; resend with: hzz publish {path}")
+        raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
     return EXIT_OK
 
@@ -92,14 +92,14 @@ def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def publish_command(args: argparse.Namespace) -> int:
     from analysis.document import DocumentError, from_json
+    from analysis.errors import InputError
 
     try:
         body = args.file.read_bytes()
         from_json(body)
     except (OSError, DocumentError) as err:
-        print(f"hzz publish: {args.file}: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return publish_saved(args.file, body, args, "hzz publish")
+        raise InputError(f"{args.file}: {err}") from err
+    return publish_saved(args.file, body, args)
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -147,17 +147,13 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def plotter_command(args: argparse.Namespace) -> int:
-    from cluster.amqp import BrokerConfigError, broker_url
-    from cluster.plotter import PlotterOptions, serve
+    from analysis.errors import InputError
+    from cluster.service.amqp import broker_url
+    from cluster.service.plotter import PlotterOptions, serve
 
     if args.max_bytes < 1:
-        print("hzz plotter: --max-bytes must be positive", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        url = broker_url(args.broker)
-    except BrokerConfigError as err:
-        print(f"hzz plotter: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError("--max-bytes must be positive")
+    url = broker_url(args.broker)  # BrokerConfigError: bad input
     options = PlotterOptions(
         url=url,
         out_dir=Path(args.out),

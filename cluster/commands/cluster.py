@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from .broker import add_broker_arguments
-from .common import DEFAULT_OUT, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
+from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
 
 
 def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.localstack import DEFAULT_DIR
+    from cluster.runtime.localstack import DEFAULT_DIR
 
     parser = subparsers.add_parser(
         "cluster",
@@ -60,13 +59,8 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
     action("down", "stop every process of the local cluster").set_defaults(handler=down_command)
 
 
-def _fail(err: Exception) -> int:
-    print(f"hzz cluster: {err}", file=sys.stderr)
-    return EXIT_FAILED
-
-
 def up_command(args: argparse.Namespace) -> int:
-    from cluster.localstack import StackError, up
+    from cluster.runtime.localstack import up
 
     plotter_args = None
     plotter_env = {}
@@ -75,19 +69,16 @@ def up_command(args: argparse.Namespace) -> int:
         plotter_args += ["--exchange", args.exchange, "--queue", args.queue]
         if args.broker:
             plotter_env["HZZ_BROKER"] = args.broker
-    try:
-        state = up(
-            args.dir,
-            args.workers,
-            threads=args.threads,
-            memory_limit=args.memory_limit,
-            port=args.port,
-            dashboard_port=args.dashboard_port,
-            plotter_args=plotter_args,
-            plotter_env=plotter_env,
-        )
-    except (StackError, OSError) as err:
-        return _fail(err)
+    state = up(
+        args.dir,
+        args.workers,
+        threads=args.threads,
+        memory_limit=args.memory_limit,
+        port=args.port,
+        dashboard_port=args.dashboard_port,
+        plotter_args=plotter_args,
+        plotter_env=plotter_env,
+    )
     print(f"scheduler: {state.scheduler}")
     print(f"dashboard: {state.dashboard}")
     print(f"workers:   {len(state.of_role('worker'))}")
@@ -99,12 +90,10 @@ def up_command(args: argparse.Namespace) -> int:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from cluster.localstack import StackError, connected_workers, load_state
+    from analysis.errors import RunFailure
+    from cluster.runtime.localstack import connected_workers, load_state
 
-    try:
-        state = load_state(args.dir)
-    except StackError as err:
-        return _fail(err)
+    state = load_state(args.dir)
     print(f"scheduler: {state.scheduler}")
     print(f"dashboard: {state.dashboard}")
     for proc in state.processes:
@@ -114,20 +103,16 @@ def status_command(args: argparse.Namespace) -> int:
     try:
         connected = connected_workers(state.scheduler, timeout="5s")
     except (OSError, TimeoutError) as err:
-        print(f"hzz cluster: scheduler {state.scheduler} does not answer: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        raise RunFailure(f"scheduler {state.scheduler} does not answer: {err}") from err
     print(f"workers connected: {len(connected)} ({', '.join(sorted(connected))})")
     all_up = all(proc.alive() for proc in state.processes)
     return EXIT_OK if all_up else EXIT_FAILED
 
 
 def scale_command(args: argparse.Namespace) -> int:
-    from cluster.localstack import StackError, scale
+    from cluster.runtime.localstack import scale
 
-    try:
-        added, stopped = scale(args.dir, args.workers)
-    except (StackError, OSError) as err:
-        return _fail(err)
+    added, stopped = scale(args.dir, args.workers)
     if added:
         print(f"started and connected: {', '.join(added)}")
     if stopped:
@@ -137,12 +122,12 @@ def scale_command(args: argparse.Namespace) -> int:
 
 
 def down_command(args: argparse.Namespace) -> int:
-    from cluster.localstack import StackError, down
+    from analysis.errors import InputError
+    from cluster.runtime.localstack import StackError, down
 
     try:
         stopped = down(args.dir)
-    except StackError as err:
-        print(f"hzz cluster: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except StackError as err:  # nothing recorded to stop: the --dir given is wrong
+        raise InputError(str(err)) from err
     print(f"stopped {len(stopped)} processes: {', '.join(p.name for p in stopped) or 'none'}")
     return EXIT_OK

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter, names
+from .common import EXIT_OK, HelpFormatter, names
 
 
 def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,25 +52,20 @@ def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def download_command(args: argparse.Namespace) -> int:
     from analysis.catalogue import load_release
-    from cluster.download import download_release
-    from cluster.remote import RemoteAccessError, is_http
+    from analysis.errors import InputError
+    from cluster.access.download import download_release
+    from cluster.access.remote import is_http
 
     try:
         release = load_release(args.release)
-        chosen = release.select(args.samples, args.groups)
     except ValueError as err:
-        print(f"hzz download: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError(f"--release {args.release}: {err}") from err
+    chosen = release.select(args.samples, args.groups)
     base_url = args.data or release.default_location
     if not is_http(base_url):
-        print(
-            f"hzz download: --data {base_url}: give an http:// or https:// base URL",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        raise InputError(f"--data {base_url}: give an http:// or https:// base URL")
     if not args.timeout > 0 or args.retries < 0:
-        print("hzz download: --timeout must be positive, --retries not negative", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError("--timeout must be positive, --retries not negative")
     out_dir = Path(args.out)
     try:
         fetched = download_release(
@@ -83,10 +77,9 @@ def download_command(args: argparse.Namespace) -> int:
             retries=args.retries,
             show_progress=not args.no_progress,
         )
-    except (RemoteAccessError, OSError) as err:
-        print(f"hzz download: {err}", file=sys.stderr)
-        print("hzz download: run the same command again to resume", file=sys.stderr)
-        return EXIT_FAILED
+    except OSError as err:  # RemoteAccessError too
+        err.add_note("run the same command again to resume")
+        raise
     moved = sum(f.transferred for f in fetched)
     current = sum(1 for f in fetched if f.transferred == 0)
     print(

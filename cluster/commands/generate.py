@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HelpFormatter, names, positive
+from .common import EXIT_OK, HelpFormatter, names, positive
 
 
 def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,16 +39,13 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def generate_command(args: argparse.Namespace) -> int:
+    from analysis.errors import InputError
     from analysis.standins import write_standins
 
     try:
         written = write_standins(Path(args.out), args.samples, args.events, args.files, args.seed)
-    except ValueError as err:
-        print(f"hzz generate: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as err:
-        print(f"hzz generate: {err}", file=sys.stderr)
-        return EXIT_FAILED
+    except ValueError as err:  # an unknown sample
+        raise InputError(str(err)) from err
     for item in written:
         rate = item.events / item.seconds * 60 if item.seconds > 0 else float("inf")
         print(f"{item.path}  {item.events} events  {item.seconds:.1f} s  ({rate:,.0f} events/min)")

@@ -34,7 +34,7 @@ def add_health_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def health_command(args: argparse.Namespace) -> int:
-    from cluster.heartbeat import check
+    from cluster.service.heartbeat import check
 
     health = check(Path(args.file), args.max_age)
     print(f"hzz health: {health.reason}", file=sys.stdout if health.healthy else sys.stderr)

@@ -5,20 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import sys
 import threading
 from pathlib import Path
 
 from .broker import add_broker_arguments, publish_saved
-from .common import (
-    DEFAULT_OUT,
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_OK,
-    HelpFormatter,
-    names,
-    step_size,
-)
+from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, names, step_size
 
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -146,40 +137,32 @@ def _locations(args: argparse.Namespace, default: str) -> list[str]:
 
 def run_command(args: argparse.Namespace) -> int:
     from analysis.catalogue import is_remote, load_release
+    from analysis.errors import HZZError, InputError, MissingFileError
 
     release = load_release(args.release)
     locations = _locations(args, release.default_location)
     for location in locations:
         if not is_remote(location) and not Path(location).is_dir():
-            print(f"hzz run: --data {location}: no such directory", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            raise InputError(f"--data {location}: no such directory")
     if args.workers is not None and args.workers < 1:
-        print("hzz run: --workers must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError("--workers must be at least 1")
     if not args.worker_timeout > 0:
-        print("hzz run: --worker-timeout must be positive", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError("--worker-timeout must be positive")
     if not args.timeout > 0:
-        print("hzz run: --timeout must be positive", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from cluster.remote import RemoteAccessError, require_xrootd
+        raise InputError("--timeout must be positive")
+    from cluster.access.remote import RemoteAccessError, require_xrootd
 
     try:
         for location in locations:
             require_xrootd(location)
     except RemoteAccessError as err:
-        print(f"hzz run: --data {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        release.select(args.samples, args.groups)
-    except ValueError as err:
-        print(f"hzz run: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise InputError(f"--data {err}") from err
+    release.select(args.samples, args.groups)  # an unknown name: InputError
 
     # The worker processes boot while this process imports the analysis; matplotlib
     # is imported while the workers compute; the cluster shuts down while the figure
     # is written.
-    from cluster.dask_cluster import BackgroundClient
+    from cluster.runtime.clusters import BackgroundClient
 
     cluster = BackgroundClient(
         args.scheduler,
@@ -188,8 +171,7 @@ def run_command(args: argparse.Namespace) -> int:
         connect_timeout_s=args.worker_timeout,
     )
     try:
-        from analysis.graph import SampleFileError
-        from cluster.run import RunOptions, compute_document
+        from cluster.runtime.run import RunOptions, run_analysis
 
         options = RunOptions(
             locations=locations,
@@ -207,27 +189,29 @@ def run_command(args: argparse.Namespace) -> int:
             client = cluster.client()
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             threading.Thread(target=importlib.import_module, args=("analysis.plot",)).start()
-            document = compute_document(client, release, options)
-        except SampleFileError as err:
-            print(f"hzz run: {err}", file=sys.stderr)
-            print("hzz run: nothing written", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        except (OSError, RuntimeError, TimeoutError) as err:
-            print(f"hzz run: {err}", file=sys.stderr)
-            print("hzz run: nothing written", file=sys.stderr)
-            return EXIT_FAILED
+            result = run_analysis(client, release, options)
+        except MissingFileError as err:
+            err.add_note(
+                "--allow-missing goes on without the samples whose file is absent; "
+                "'hzz generate' writes simulated stand-ins for the large MC samples"
+            )
+            err.add_note("nothing written")
+            raise
+        except (HZZError, OSError, RuntimeError, TimeoutError) as err:
+            err.add_note("nothing written")
+            raise
     finally:
         cluster.close()
 
-    from cluster.report import yields_table
-    from cluster.run import write_document, write_outputs
+    from cluster.runtime.run import write_document, write_outputs
 
-    print(yields_table(document))
+    document = result.document
+    print(result.yields_table())
     if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
-        return publish_saved(saved, document.to_json(), args, "hzz run")
-    written = write_outputs(document, Path(args.out))
+        return publish_saved(saved, document.to_json(), args)
+    written = write_outputs(result, Path(args.out))
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     return EXIT_OK

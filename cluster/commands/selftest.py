@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .common import EXIT_BAD_INPUT, HelpFormatter
+from .common import HelpFormatter
 
 
 def add_selftest_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,23 +42,19 @@ def find_tests() -> Path | None:
 
 
 def selftest_command(args: argparse.Namespace) -> int:
+    from analysis.errors import InputError
+
     tests = find_tests()
     if tests is None:
-        print(
-            "hzz selftest: no tests found: they are in the repository's tests/ directory, "
+        raise InputError(
+            "no tests found: they are in the repository's tests/ directory, "
             f"looked beside the installed package ({Path(__file__).resolve().parents[2]}) and "
-            f"in the current directory ({Path.cwd()}); run it from a checkout",
-            file=sys.stderr,
+            f"in the current directory ({Path.cwd()}); run it from a checkout"
         )
-        return EXIT_BAD_INPUT
     try:
         import pytest  # noqa: F401  (only to say clearly when it is missing)
-    except ImportError:
-        print(
-            "hzz selftest: pytest is not installed: pip install 'hzz-cluster[test]'",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+    except ImportError as err:
+        raise InputError("pytest is not installed: pip install 'hzz-cluster[test]'") from err
     command = [sys.executable, "-m", "pytest", str(tests)]
     if args.faults:
         command += ["-m", "faults"]

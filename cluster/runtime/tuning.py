@@ -33,6 +33,6 @@ SATURATION_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"
 
 #: Modules the workers of a run import (file inspection; the partition reader and its
 #: summary): imported once, by the server local worker processes are forked from
-#: (``cluster.dask_cluster.start_worker_server``), instead of by each worker on its
+#: (``cluster.runtime.clusters.start_worker_server``), instead of by each worker on its
 #: first task. Names only: the cluster does not import the analysis itself.
 WORKER_PRELOAD = ("analysis.files", "analysis.summary")

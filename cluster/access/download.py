@@ -8,21 +8,20 @@ knows it, SHA-256 check out is renamed into place.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from filelock import FileLock
 from tqdm import tqdm
 
 from analysis.catalogue import Release, Sample, join
+from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
-from .defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 from .remote import (
     RemoteAccessError,
     describe_network_error,
@@ -73,18 +72,6 @@ def is_current(path: Path, size: int, sha256: str | None) -> bool:
     return sha256 is None or sha256_of(path) == sha256
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path``'s folder (a hidden file that stays there)."""
-    lock_path = path.with_name(LOCK_NAME)
-    with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def fetch(
     url: str,
     dest: Path,
@@ -106,7 +93,7 @@ def fetch(
     if size is None:
         raise RemoteFileMissing(url, "not found on the server (HTTP 404)")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(dest):
+    with FileLock(dest.with_name(LOCK_NAME)):
         if is_current(dest, size, sha256):
             return Fetched(url, dest, size, 0)
         part = dest.with_name(dest.name + ".part")

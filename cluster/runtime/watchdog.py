@@ -17,12 +17,14 @@ from types import TracebackType
 
 from distributed import Client, Future
 
+from analysis.errors import RunFailure
+
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKER_TIMEOUT_S = 60.0
 
 
-class NoWorkers(RuntimeError):
+class NoWorkers(RunFailure):
     """No Dask worker was connected to the scheduler for longer than the timeout."""
 
 

@@ -24,7 +24,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from .defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+from analysis.errors import InputError, RunFailure
+from cluster.defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ FATAL_ERRORS: tuple[type[BaseException], ...] = (
 T = TypeVar("T")
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(RunFailure):
     """The broker could not be reached (or did not confirm) within the time budget."""
 
 
@@ -70,7 +71,7 @@ def quiet_pika() -> None:
 BROKER_FILE_ENV = "HZZ_BROKER_FILE"
 
 
-class BrokerConfigError(ValueError):
+class BrokerConfigError(InputError):
     """The broker URL file is unreadable or holds no AMQP URL (its content is never shown)."""
 
 
@@ -210,7 +211,7 @@ def with_retry(
                 raise BrokerUnavailable(f"{what}: stopped ({reason})") from err
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise BrokerUnavailable(f"{what} failed for {timeout_s:g} s: {reason}") from err
+                raise BrokerUnavailable(f"{what} failed for {timeout_s:.3g} s: {reason}") from err
             wait = delay if left is None else min(delay, left)
             log.warning("%s failed (%s); retrying in %.2g s", what, reason, wait)
             sleep(wait)

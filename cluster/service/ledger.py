@@ -3,56 +3,36 @@
 The plotter acks a message only after its PNG is written, so a crash between the
 two redelivers a message whose figure exists. The ledger makes that a no-op:
 ``begin ID`` is recorded before the PNG is written, ``done ID NAME`` after it, and
-the PNG itself carries the id in a ``tEXt`` chunk. A redelivered id with ``done``
-is acked at once; one with only ``begin`` is looked for among the PNGs, so even a
-crash between writing the PNG and recording ``done`` gives one figure, not two.
-An exclusive ``flock`` makes check-write-record atomic across plotters sharing DIR.
+the PNG itself carries the id in a text chunk (written by matplotlib, read by
+Pillow). A redelivered id with ``done`` is acked at once; one with only ``begin`` is
+looked for among the PNGs, so even a crash between writing the PNG and recording
+``done`` gives one figure, not two. An exclusive file lock (``filelock``) makes
+check-write-record atomic across plotters sharing DIR.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import struct
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock
+from PIL import Image
+
 LEDGER_NAME = ".hzz-plotted"
-PNG_KEY = b"hzz-message-id"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def tag_png(png: bytes, message_id: str) -> bytes:
-    """``png`` with a ``tEXt`` chunk ``hzz-message-id`` right after the header chunk."""
-    if not png.startswith(_PNG_SIGNATURE):
-        raise ValueError("not a PNG")
-    (ihdr_length,) = struct.unpack(">I", png[8:12])
-    end_of_ihdr = 8 + 12 + ihdr_length
-    data = PNG_KEY + b"\0" + message_id.encode("latin-1")
-    chunk = b"tEXt" + data
-    packed = struct.pack(">I", len(data)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    return png[:end_of_ihdr] + packed + png[end_of_ihdr:]
+#: The PNG text chunk holding the id of the message a figure was drawn for.
+PNG_KEY = "hzz-message-id"
 
 
 def png_message_id(path: Path) -> str | None:
-    """The ``hzz-message-id`` of a PNG written by the plotter; None if it has none."""
+    """The ``hzz-message-id`` text of a PNG written by the plotter; None if it has none."""
     try:
-        with path.open("rb") as handle:
-            if handle.read(8) != _PNG_SIGNATURE:
-                return None
-            while header := handle.read(8):
-                length, kind = struct.unpack(">I4s", header)
-                if kind == b"IDAT" or len(header) < 8:
-                    return None
-                data = handle.read(length)
-                handle.read(4)
-                if kind == b"tEXt" and data.startswith(PNG_KEY + b"\0"):
-                    return data[len(PNG_KEY) + 1 :].decode("latin-1")
-    except (OSError, struct.error):
+        with Image.open(path) as image:
+            value = image.info.get(PNG_KEY)  # text chunks before the image data
+    except (OSError, ValueError):  # not a PNG, or unreadable
         return None
-    return None
+    return value if isinstance(value, str) else None
 
 
 class Ledger:
@@ -66,12 +46,8 @@ class Ledger:
     def locked(self) -> Iterator[Ledger]:
         """Hold the directory's lock for a check-write-record sequence."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / f"{LEDGER_NAME}.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield self
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with FileLock(self.directory / f"{LEDGER_NAME}.lock"):
+            yield self
 
     def _entries(self) -> Iterator[list[str]]:
         try:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from analysis.catalogue import Sample, is_remote, locate
-
-from .defaults import DEFAULT_TIMEOUT_S
+from cluster.defaults import DEFAULT_TIMEOUT_S
 
 XROOTD_HINT = (
     "reading root:// URLs needs the XRootD client, which is not installed: "
@@ -118,19 +116,3 @@ def check_reachable(
         require_xrootd(url)
         if is_http(url):
             remote_size(url, timeout)
-
-
-def prepare_locations(
-    samples: Sequence[Sample],
-    locations: Sequence[str],
-    cache_dir: Path | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    show_progress: bool = False,
-) -> list[str]:
-    """The locations to build the graph from: checked, or with remote files cached."""
-    if cache_dir is None:
-        check_reachable(samples, locations, timeout)
-        return list(locations)
-    from .cache import cached_locations
-
-    return cached_locations(locations, samples, cache_dir, timeout, show_progress)

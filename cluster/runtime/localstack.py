@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from analysis.errors import RunFailure
+
 from .tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
 
 DEFAULT_DIR = Path(".hzz-cluster")
@@ -31,7 +33,7 @@ START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
 
 
-class StackError(RuntimeError):
+class StackError(RunFailure):
     """The stand-in could not be started, found or changed; the message says why."""
 
 

@@ -1,12 +1,11 @@
-"""``hzz plotter``: the service that turns queued histogram documents into figures.
+"""``hzz plotter``: the service loop that turns queued histogram documents into figures.
 
 At-least-once delivery made exactly-once on disk: prefetch 1, manual acks, the ack
-sent only after the PNG is written and recorded in the ledger (``cluster.ledger``),
+sent only after the PNG is written and recorded in the ledger (``cluster.service.ledger``),
 so a crash redelivers the message and the ledger stops a second figure. A message
 that is not a valid document is never retried: it goes to the dead-letter queue
 with the reason in header ``x-hzz-reject-reason`` and the service carries on.
-Nothing from the network is ever unpickled or evaluated: bodies are only gunzipped
-(with a size cap) and parsed as JSON by ``analysis.document.from_json``.
+What a message may hold, and what makes it a document, is ``cluster.service.messages``.
 Rendering runs in the connection's thread; a figure takes about a second, far below
 the 30 s heartbeat, so heartbeats are not missed.
 """
@@ -14,14 +13,11 @@ the 30 s heartbeat, so heartbeats are not missed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import re
 import signal
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -32,26 +28,21 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from analysis.document import SCHEMA, DocumentError, HistogramDocument, from_json
 from analysis.outputs import write_new
+from analysis.result import AnalysisResult
+from cluster.defaults import DEFAULT_MAX_BYTES
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
-from .defaults import DEFAULT_MAX_BYTES
 from .heartbeat import WORKING, Heartbeat
-from .ledger import Ledger, tag_png
-from .publisher import CONTENT_TYPE
+from .ledger import PNG_KEY, Ledger
+from .messages import Rejected, decode, idempotency_key, message_label, validate
 
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-hzz-reject-reason"
 #: Test hook: seconds to wait between writing the PNG and acking (crash window).
 PAUSE_ENV = "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK"
-_SANE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _POLL_S = 1.0
-
-
-class Rejected(Exception):
-    """A message that can never be plotted; ``str()`` is the reason."""
 
 
 class Outcome(Enum):
@@ -70,53 +61,7 @@ class PlotterOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     once: bool = False
     timeout_s: float | None = None  # --once: give up if no message came in this time
-    health_file: Path | None = None  # refreshed while consuming (cluster.heartbeat)
-
-
-def _gunzip(body: bytes, max_bytes: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as err:
-        raise Rejected(f"content encoding gzip: corrupt stream: {err}") from err
-    if len(out) > max_bytes or inflater.unconsumed_tail:
-        raise Rejected(f"decompressed size exceeds the limit of {max_bytes} bytes")
-    if not inflater.eof:
-        raise Rejected("content encoding gzip: truncated stream")
-    return out
-
-
-def decode(body: bytes, properties: BasicProperties, max_bytes: int) -> bytes:
-    """The document JSON of a message, or Rejected with the reason."""
-    if properties.content_type != CONTENT_TYPE:
-        raise Rejected(f"content type {properties.content_type!r} is not {CONTENT_TYPE!r}")
-    encoding = properties.content_encoding or "identity"
-    if encoding not in ("identity", "gzip"):
-        raise Rejected(f"content encoding {encoding!r} is not 'identity' or 'gzip'")
-    if properties.type not in (None, SCHEMA):
-        raise Rejected(f"message type {properties.type!r} is not {SCHEMA!r}")
-    if len(body) > max_bytes:
-        raise Rejected(f"message of {len(body)} bytes exceeds the limit of {max_bytes} bytes")
-    return _gunzip(body, max_bytes) if encoding == "gzip" else body
-
-
-def validate(payload: bytes) -> HistogramDocument:
-    """The document, or Rejected. Any error counts: a message must never crash the service
-    (e.g. ``[[[[…`` nested 100 000 deep makes ``json.loads`` raise RecursionError)."""
-    try:
-        return from_json(payload)
-    except DocumentError as err:
-        raise Rejected(f"invalid document: {err}") from err
-    except Exception as err:
-        raise Rejected(f"invalid document: {type(err).__name__}: {err}") from err
-
-
-def idempotency_key(properties: BasicProperties, payload: bytes) -> str:
-    """The sender's message_id if it is a plain token, else the content hash."""
-    message_id = properties.message_id
-    if isinstance(message_id, str) and _SANE_ID.fullmatch(message_id):
-        return message_id
-    return hashlib.sha256(payload).hexdigest()
+    health_file: Path | None = None  # refreshed while consuming (heartbeat.py)
 
 
 class Plotter:
@@ -238,8 +183,7 @@ class Plotter:
     ) -> Outcome:
         """Plot, skip or dead-letter one message; ack it only when that is done."""
         started = time.monotonic()
-        given = properties.message_id
-        label = given if isinstance(given, str) and _SANE_ID.fullmatch(given) else repr(given)[:80]
+        label = message_label(properties)
         try:
             payload = decode(body, properties, self.options.max_bytes)
             document = validate(payload)
@@ -256,7 +200,7 @@ class Plotter:
             if existing is None:
                 self.ledger.begin(key)
                 try:
-                    png = tag_png(_render_png(document), key)
+                    png = AnalysisResult(document).to_png({PNG_KEY: key})
                 except Exception as err:  # a valid document the figure code cannot draw
                     reason = f"rendering failed: {type(err).__name__}: {err}"
                     self._dead_letter(channel, method, properties, body, reason)
@@ -344,13 +288,6 @@ class Plotter:
             channel.basic_ack(method.delivery_tag)
             return
         channel.basic_reject(method.delivery_tag, requeue=False)
-
-
-def _render_png(document: HistogramDocument) -> bytes:
-    # matplotlib is imported on first use, not when the command line is built
-    from analysis.plot import render_png
-
-    return render_png(document)
 
 
 def serve(options: PlotterOptions) -> int:

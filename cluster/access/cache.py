@@ -4,7 +4,7 @@ The cache mirrors URLs: ``https://host/a/b/`` + ``MC/x.root`` is kept at
 ``DIR/host/a/b/MC/x.root``, so each remote base URL has a mirror directory in the
 server layout, and runs against different servers or releases never collide. Files are
 fetched before the graph is built (resumable, size- and checksum-verified, see
-``cluster.download``); a later run finds them current with one HEAD request each and
+``cluster.access.download``); a later run finds them current with one HEAD request each and
 reads no file body from the server.
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from analysis.catalogue import Sample, is_remote, join
 
 from .download import RemoteFileMissing, fetch
-from .remote import DEFAULT_TIMEOUT_S, is_http
+from .remote import DEFAULT_TIMEOUT_S, check_reachable, is_http
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +84,17 @@ def cached_locations(
             expanded.append(str(mirrors[location]))
         expanded.append(location)
     return expanded
+
+
+def prepare_locations(
+    samples: Sequence[Sample],
+    locations: Sequence[str],
+    cache_dir: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    show_progress: bool = False,
+) -> list[str]:
+    """The locations to build the graph from: checked, or with remote files cached."""
+    if cache_dir is None:
+        check_reachable(samples, locations, timeout)
+        return list(locations)
+    return cached_locations(locations, samples, cache_dir, timeout, show_progress)

@@ -1,0 +1,165 @@
+"""The analysis as Python calls: one that does everything, and the steps it is made of.
+
+``run`` inspects the files, builds the lazy graph, computes it and collects the
+result, on whatever Dask scheduler is active: a ``distributed.Client`` the caller
+made, or Dask's default. The steps are there for those who compute themselves::
+
+    inspection = analysis.inspect(data=[...], allow_missing=True)   # opens headers
+    graph = analysis.build(inspection)                              # lazy, computes nothing
+    (computed,) = dask.compute(graph.outputs())                     # reads every event once
+    result = analysis.collect(graph, computed)
+
+``hzz run`` makes the same calls, passing a ``compute`` function that adds a
+progress bar and a watchdog for lost workers; the plotting service draws the
+documents these calls produce.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import dask
+
+from .accounting import assemble_document, leave_out, read_failures
+from .catalogue import Release, load_release
+from .errors import SampleFileError
+from .files import inspect_file
+from .graph import AnalysisGraph, graph_from_files
+from .inputs import Inspection, locate_samples, resolve_locations, sort_inspected
+from .partitions import DEFAULT_STEP_SIZE
+from .result import AnalysisResult
+from .summary import branches_for
+
+log = logging.getLogger(__name__)
+
+#: How Dask collections are computed: given a list of them, their results in order.
+Compute = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def dask_compute(collections: Sequence[Any]) -> list[Any]:
+    """Compute on the active Dask scheduler (a ``distributed.Client``, else Dask's default)."""
+    return list(dask.compute(*collections))
+
+
+def active_threads() -> int:
+    """Threads the active scheduler computes with: a distributed client's workers', else
+    the local cores (used to spread the partitions of several files over the readers)."""
+    try:
+        from distributed import default_client
+
+        return max(1, sum(default_client().nthreads().values()))
+    except (ImportError, ValueError):  # no distributed, or no client made
+        return os.cpu_count() or 1
+
+
+def _release(release: str | Release) -> Release:
+    return load_release(release) if isinstance(release, str) else release
+
+
+def inspect(
+    data: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
+    release: str | Release = "2020",
+    samples: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    allow_missing: bool = False,
+    skip_bad_files: bool = False,
+    open_options: Mapping[str, Any] | None = None,
+    compute: Compute | None = None,
+) -> Inspection:
+    """Find each chosen sample's file and open its header (entries, branches, basket
+    boundaries, stand-in mark), as Dask tasks: many files in parallel.
+
+    ``data``: base URLs or local directories laid out like the release's server,
+    searched in order (default: the release's HTTPS server). ``samples`` and ``groups``
+    narrow the run (default: every sample). A file found nowhere raises
+    MissingFileError unless ``allow_missing``; an unusable file raises SampleFileError
+    unless ``skip_bad_files`` (it is then listed in the result with its cause).
+    ``open_options`` go to ``uproot.open`` here and when the events are read.
+    """
+    rel = _release(release)
+    if data is None:
+        data = [rel.default_location]
+    elif isinstance(data, str | os.PathLike):
+        data = [data]
+    locations = resolve_locations(data)
+    chosen = rel.select(list(samples) if samples else None, list(groups) if groups else None)
+    located, missing = locate_samples(chosen, locations, allow_missing)
+    options = dict(open_options or {})
+    tasks = [
+        dask.delayed(inspect_file, pure=False)(
+            sample.name, location, rel.tree, branches_for(sample, rel), options
+        )
+        for sample, location in located
+    ]
+    inspected = (compute or dask_compute)(tasks) if tasks else []
+    return sort_inspected(rel, inspected, missing, allow_missing, skip_bad_files, options)
+
+
+def build(
+    inspection: Inspection, step_size: int = DEFAULT_STEP_SIZE, readers: int | None = None
+) -> AnalysisGraph:
+    """The lazy graph of the inspected files: one task per partition of ``step_size``
+    entries, each reading its events and summarising them (selection, weights, m4l
+    histogram). Computes nothing. ``readers``: the threads that will compute it
+    (default: the active scheduler's), over which the files' partitions are spread."""
+    return graph_from_files(
+        inspection.release,
+        inspection.files,
+        int(step_size),
+        inspection.open_options,
+        inspection.missing,
+        inspection.skipped,
+        active_threads() if readers is None else readers,
+    )
+
+
+def collect(
+    graph: AnalysisGraph, computed: Sequence[tuple[Any, ...]], skip_bad_files: bool = False
+) -> AnalysisResult:
+    """The result from the computed ``graph.outputs()``.
+
+    A file with a partition that failed to read raises SampleFileError naming it,
+    unless ``skip_bad_files``: then the file is left out whole (none of its events
+    counted, no second compute) and listed. Raises EventsLostError if fewer events
+    were read than the files hold.
+    """
+    failures = read_failures(graph, computed)
+    if failures and not skip_bad_files:
+        first = failures[0]
+        raise SampleFileError(first.sample, first.location, first.cause)
+    for failure in failures:
+        log.warning("skipping %s (%s): %s", failure.location, failure.sample, failure.cause)
+    return AnalysisResult(assemble_document(*leave_out(graph, computed, failures)))
+
+
+def run(
+    data: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
+    release: str | Release = "2020",
+    samples: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    allow_missing: bool = False,
+    skip_bad_files: bool = False,
+    step_size: int = DEFAULT_STEP_SIZE,
+    open_options: Mapping[str, Any] | None = None,
+    compute: Compute | None = None,
+    readers: int | None = None,
+) -> AnalysisResult:
+    """The whole analysis: ``inspect``, ``build``, one compute of every sample
+    together, ``collect``. Arguments as for those steps; ``compute`` replaces the
+    active Dask scheduler's compute (it gets a list of collections, returns their
+    results in order)."""
+    compute = compute or dask_compute
+    inspection = inspect(
+        data, release, samples, groups, allow_missing, skip_bad_files, open_options, compute
+    )
+    graph = build(inspection, step_size, readers)
+    outputs = graph.outputs()
+    width = len(outputs[0])
+    # One flat list, one compute: Dask optimises the whole graph together and every
+    # file is read once.
+    flat = list(compute([output for sample_outputs in outputs for output in sample_outputs]))
+    computed = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
+    return collect(graph, computed, skip_bad_files)

@@ -1,0 +1,107 @@
+"""``hzz run`` on a Dask client: the analysis API with a progress bar and a worker watchdog.
+
+The analysis itself (which files, what a missing or bad file means, the graph, the
+result) is ``analysis.run``; this module adds what a command run needs: remote files
+checked or cached first, a wait for a first worker, every compute watched for lost
+workers and shown with a progress bar, and the result written to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, progress
+
+import analysis
+from analysis.catalogue import Release
+from analysis.document import HistogramDocument
+from analysis.errors import RunFailure
+from analysis.inputs import resolve_locations
+from analysis.outputs import write_new
+from cluster.access.cache import prepare_locations
+from cluster.access.remote import DEFAULT_TIMEOUT_S, uproot_open_options
+
+from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
+
+
+@dataclass
+class RunOptions:
+    """What ``hzz run`` was asked for; defaults are the CLI's."""
+
+    locations: list[str]
+    samples: list[str] | None = None
+    groups: list[str] | None = None
+    step_size: int = 200_000
+    allow_missing: bool = False
+    skip_bad_files: bool = False  # leave bad files out (listed) instead of stopping
+    show_progress: bool = True
+    worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S  # longest wait with no worker
+    cache_dir: Path | None = None  # fetch remote files here first (--cache)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # wait for a remote server (--timeout)
+
+
+class WatchedCompute:
+    """The ``compute`` given to ``analysis.run``: one compute call on ``client`` once it
+    has a worker, shown with a progress bar and cancelled by the watchdog once no
+    worker is left."""
+
+    def __init__(self, client: Client, worker_timeout_s: float, show_progress: bool) -> None:
+        self.client = client
+        self.worker_timeout_s = worker_timeout_s
+        self.show_progress = show_progress
+
+    def __call__(self, collections: Sequence[Any]) -> list[Any]:
+        wait_for_a_worker(self.client, self.worker_timeout_s)
+        futures = self.client.compute(list(collections))
+        # A lost worker's tasks are rerun elsewhere; with none left the watchdog cancels.
+        with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
+            try:
+                if self.show_progress:
+                    progress(futures, notebook=False)
+                    print(flush=True)
+                return list(self.client.gather(futures))
+            except Exception as err:
+                watchdog.raise_if_tripped()
+                raise RunFailure(
+                    f"computing the analysis failed: {type(err).__name__}: {err}"
+                ) from err
+
+
+def run_analysis(client: Client, release: Release, options: RunOptions) -> analysis.AnalysisResult:
+    """``analysis.run`` on ``client``: remote files checked (or cached) first, then the
+    files inspected and every event read on the workers, watched for lost workers.
+    The partitions are spread over the threads of ``client`` (the default client)."""
+    chosen = release.select(options.samples, options.groups)
+    locations = resolve_locations(options.locations)
+    # Remote files: checked (one HEAD each) or, with --cache, fetched; never hung on.
+    locations = prepare_locations(
+        chosen, locations, options.cache_dir, options.timeout_s, options.show_progress
+    )
+    return analysis.run(
+        data=locations,
+        release=release,
+        samples=options.samples,
+        groups=options.groups,
+        allow_missing=options.allow_missing,
+        skip_bad_files=options.skip_bad_files,
+        step_size=options.step_size,
+        open_options=uproot_open_options(options.timeout_s),
+        compute=WatchedCompute(client, options.worker_timeout_s, options.show_progress),
+    )
+
+
+def write_outputs(result: analysis.AnalysisResult, out_dir: Path) -> dict[str, Path]:
+    """The PNG and the JSON document side by side, with one timestamped stem."""
+    return write_new(
+        out_dir,
+        {".png": result.to_png(), ".json": result.to_json()},
+        when=result.document.created,
+    )
+
+
+def write_document(document: HistogramDocument, out_dir: Path) -> Path:
+    """Only the JSON document: with ``--broker`` the plotting service draws the PNG."""
+    return write_new(out_dir, {".json": document.to_json()}, when=document.created)[".json"]

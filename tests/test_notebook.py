@@ -1,0 +1,63 @@
+"""The notebook page (docs/notebook.md) runs as written, on a LocalCluster and on a
+Client in this process, and gives the published numbers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib
+import pytest
+from distributed import Client, LocalCluster
+
+from .conftest import MIRROR_2020, PUBLISHED_COUNTS, PUBLISHED_YIELDS
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
+
+
+def code_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", PAGE.read_text("utf-8"), flags=re.S)
+
+
+@pytest.fixture(params=["LocalCluster", "Client(processes=False)"])
+def client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    if request.param == "LocalCluster":
+        with (
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+    else:
+        with Client(
+            processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+        ) as client:
+            yield client
+
+
+@pytest.mark.slow
+def test_the_notebook_page_gives_the_published_numbers(
+    client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The page's relative path, as a user would have it: resolved here, not by the workers.
+    monkeypatch.chdir(MIRROR_2020.parents[1])
+    backend = matplotlib.get_backend()
+    namespace: dict[str, object] = {}
+    for block in code_blocks():
+        exec(compile(block, str(PAGE), "exec"), namespace)
+    assert matplotlib.get_backend() == backend
+
+    result, mine = namespace["result"], namespace["mine"]
+    for each in (result, mine):
+        for name, (n_in, n_out) in PUBLISHED_COUNTS.items():
+            sample = each.samples[name]
+            assert (sample.n_in, sample.n_out) == (n_in, n_out), name
+        for name, value in PUBLISHED_YIELDS.items():
+            assert each.yields[name] == pytest.approx(value, rel=1e-6), name
+    zz = result["zz"]
+    assert zz.sum(flow=True).value == pytest.approx(
+        sum(result.samples[n].sumw for n in result.group_samples("zz")), rel=1e-12
+    )
+    assert namespace["ax"].get_legend() is not None
+    printed = capsys.readouterr().out
+    assert "898 243 43.14179" in printed and "Zee" in printed
