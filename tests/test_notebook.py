@@ -61,3 +61,25 @@ def test_the_notebook_page_gives_the_published_numbers(
     assert namespace["ax"].get_legend() is not None
     printed = capsys.readouterr().out
     assert "898 243 43.14179" in printed and "Zee" in printed
+
+
+README = PAGE.parents[1] / "README.md"
+
+
+@pytest.mark.slow
+def test_the_readme_notebook_example_gives_the_published_numbers(
+    client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", README.read_text("utf-8"), flags=re.S)
+    monkeypatch.chdir(MIRROR_2020.parents[1])
+    backend = matplotlib.get_backend()
+    namespace: dict[str, object] = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert matplotlib.get_backend() == backend
+    result = namespace["result"]
+    for name, (n_in, n_out) in PUBLISHED_COUNTS.items():
+        assert (result.samples[name].n_in, result.samples[name].n_out) == (n_in, n_out)
+    z_tt = sum(result.yields[name] for name in ("Zee", "Zmumu", "ttbar_lep"))
+    assert namespace["zz_tt"].sum(flow=True).value == pytest.approx(z_tt, rel=1e-12)
+    assert namespace["ax"].get_legend() is not None
+    assert "243 43.14179" in capsys.readouterr().out
