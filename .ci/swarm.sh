@@ -202,7 +202,7 @@ mkdir -p "$MIRROR"
 cp -r "$REPO/../shared/data/atlas-opendata-2020/4lep/." "$MIRROR/"
 "$HZZ" generate --out "$MIRROR" >"$LOGS/generate.log" 2>&1 || fail "hzz generate"
 chmod -R a+rX "$MIRROR"
-STEP=5000  # small partitions: a run long enough to scale and to kill a worker in
+STEP=2000  # small partitions: a run long enough to scale and to kill a worker in
 # The reference: the same analysis on the host's embedded cluster, nobody disturbing it.
 "$HZZ" run --data "$MIRROR" --step-size "$STEP" --workers 2 --dashboard :0 --no-progress \
   --out "$WORK/reference" >"$LOGS/reference.log" 2>&1 \
@@ -299,14 +299,17 @@ phase "run 1 (scaled to 3, dashboard)"
 
 # 7. Run 2: the README's rerun, with one worker container killed while it computes.
 docker service update --force --detach hzz_analysis >/dev/null
-for _ in $(seq 1 240); do
-  [ "$(count processing)" -gt 0 ] && break
-  sleep 0.5
+# Kill once the workers hold results of the run: those are lost with the worker and
+# must be computed again.
+for _ in $(seq 1 480); do
+  [ "$(count memory)" -ge 10 ] && break
+  sleep 0.25
 done
-sleep 3
+[ "$(count memory)" -ge 10 ] || fail "run 2 did not start computing"
 victim=$(docker ps -qf name=hzz_dask-worker | head -1)
 docker kill "$victim" >/dev/null
-log "run 2: killed worker container ${victim:0:12} mid-run ($(count processing) tasks processing)"
+log "run 2: killed worker container ${victim:0:12} mid-run ($(count memory) results held," \
+  "$(count processing) tasks processing)"
 wait_analysis 2
 run2=$(ls -t "$VOLUMES"/hzz_results/_data/plot_*.json | head -1)
 [ "$run2" != "$run1" ] || fail "run 2 wrote no document"
