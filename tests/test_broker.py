@@ -83,7 +83,9 @@ class Broker:
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
-        self.connection = pika.BlockingConnection(pika.URLParameters(URL))
+        # No heartbeats on the test's own connection: it sits idle while a test waits
+        # (minutes for a burst on a loaded machine) and must not be dropped meanwhile.
+        self.connection = pika.BlockingConnection(pika.URLParameters(f"{URL}?heartbeat=0"))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
         topology.declare(self.channel)
