@@ -16,7 +16,8 @@
 #   5. the plotter and the scheduler had no restart after many health intervals.
 # How the engine and swarm behave on this machine: ../shared/docs/swarm.md.
 # HZZ_CI_CACHE=DIR keeps the Debian base rootfs between runs (default: nothing is kept);
-# HZZ_CI_LOGS=DIR keeps the engine, build and service logs and the dashboard screenshot.
+# The engine, build and service logs, the dashboard screenshot and the plotter's figure are
+# kept in ci-logs/swarm/ of the checkout (HZZ_CI_LOGS=DIR to put them elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -60,7 +61,8 @@ phase "tools"
 
 WORK=$(mktemp -d /tmp/hzzsw.XXXX)  # short: the engine's unix sockets live under it
 chmod 755 "$WORK"                  # the mirror is read by the containers' user hzz
-LOGS=${HZZ_CI_LOGS:-$WORK/logs}
+LOGS=${HZZ_CI_LOGS:-$REPO/ci-logs/swarm}
+rm -rf "$LOGS"
 mkdir -p "$LOGS"
 export DOCKER_HOST="unix://$WORK/docker.sock"
 ENGINE_PID=""
@@ -104,7 +106,7 @@ cleanup() {
     | while read -r link; do ip link del "$link" 2>/dev/null; done
   for path in "${created_outside[@]}"; do rm -rf "$path"; done
   rm -f /var/lib/docker/network/files/lb_* 2>/dev/null
-  [ -d "$LOGS" ] && [ "$LOGS" != "$WORK/logs" ] && log "logs kept in $LOGS"
+  log "logs, screenshot and figure kept in $LOGS"
   rm -rf "$WORK"
   # Nothing of the engine may be left.
   local left=()
