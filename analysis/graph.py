@@ -22,7 +22,7 @@ import dask_awkward as dak
 import numpy as np
 
 from .catalogue import Release, Sample, locate
-from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
+from .document import FigureSettings, GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .files import FileInfo, inspect_file
 from .partitions import DEFAULT_STEP_SIZE, partition_steps
 from .reader import TREE_CACHE_SIZE, read_partitions
@@ -302,7 +302,9 @@ def assemble_document(
     """
     check_accounting(graph, computed)
     release = graph.release
-    styles = {g.key: GroupStyle(g.label, g.colour, g.role) for g in release.groups}
+    styles = {
+        g.key: GroupStyle(g.label, g.colour, g.role, g.key, g.samples) for g in release.groups
+    }
     results: dict[str, SampleResult] = {}
     for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
         sample = sample_graph_.sample
@@ -313,6 +315,7 @@ def assemble_document(
             n_out=totals.n_out,
             sumw=totals.sumw,
             hist=totals.hist,
+            variations={} if sample.is_data else dict(totals.variations),
         )
     return HistogramDocument(
         release=release.name,
@@ -322,4 +325,5 @@ def assemble_document(
         missing=list(graph.missing),
         generated=list(graph.generated if generated is None else generated),
         skipped=list(graph.skipped),
+        figure=FigureSettings(y_headroom=release.analysis.y_headroom),
     )
