@@ -32,7 +32,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from analysis.document import SCHEMA, DocumentError, HistogramDocument, from_json
+from analysis.document import SCHEMA, SCHEMAS, DocumentError, HistogramDocument, from_json
 from analysis.outputs import write_new
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
@@ -91,7 +91,7 @@ def decode(body: bytes, properties: BasicProperties, max_bytes: int) -> bytes:
     encoding = properties.content_encoding or "identity"
     if encoding not in ("identity", "gzip"):
         raise Rejected(f"content encoding {encoding!r} is not 'identity' or 'gzip'")
-    if properties.type not in (None, SCHEMA):
+    if properties.type not in (None, *SCHEMAS):
         raise Rejected(f"message type {properties.type!r} is not {SCHEMA!r}")
     if len(body) > max_bytes:
         raise Rejected(f"message of {len(body)} bytes exceeds the limit of {max_bytes} bytes")
@@ -244,14 +244,15 @@ class Plotter:
             if existing is None:
                 self.ledger.begin(key)
                 try:
-                    png = tag_png(_render_png(document), key)
+                    contents = _render(document)
+                    contents[".png"] = tag_png(contents[".png"], key)
                 except Exception as err:  # a valid document the figure code cannot draw
                     reason = f"rendering failed: {type(err).__name__}: {err}"
                     self._dead_letter(channel, method, properties, body, reason)
                     log.warning("message %s: dead-lettered: %s", label, reason)
                     return Outcome.REJECTED
                 try:
-                    figure = write_new(self.options.out_dir, {".png": png}, when=document.created)
+                    figure = write_new(self.options.out_dir, contents, when=document.created)
                 except OSError:
                     raise  # cannot write figures: not the message's fault
                 except Exception as err:  # e.g. a time no file name can hold
@@ -334,11 +335,25 @@ class Plotter:
         channel.basic_reject(method.delivery_tag, requeue=False)
 
 
-def _render_png(document: HistogramDocument) -> bytes:
+def _render(document: HistogramDocument) -> dict[str, bytes]:
+    """The figure, and when the document asks for a fit (``figure.fit``) the post-fit
+    figure, fit results and pyhf workspace; a document that cannot be fitted still gets
+    its figure (the reason is logged)."""
     # matplotlib is imported on first use, not when the command line is built
+    from analysis.fit import FitError
     from analysis.plot import render_png
+    from analysis.products import fit_products
 
-    return render_png(document)
+    contents = {".png": render_png(document)}
+    if document.figure.fit:
+        try:
+            fitted, result = fit_products(document)
+        except FitError as err:
+            log.warning("no fit: %s", err)
+        else:
+            contents.update(fitted)
+            log.info("fit: mu = %.3f ± %.3f", result.mu, result.mu_error)
+    return contents
 
 
 def serve(options: PlotterOptions) -> int:

@@ -159,15 +159,18 @@ def _compute(client: Client, graph: AnalysisGraph, options: RunOptions) -> list[
     return [tuple(results[i : i + width]) for i in range(0, len(flat), width)]
 
 
-def write_outputs(document: HistogramDocument, out_dir: Path) -> dict[str, Path]:
-    """The PNG and the JSON document side by side, with one timestamped stem."""
-    from analysis.plot import render_png  # matplotlib: imported while the cluster starts
+def write_outputs(
+    document: HistogramDocument, out_dir: Path, fit: bool = False
+) -> tuple[dict[str, Path], Any]:
+    """The PNG and the JSON document side by side, with one timestamped stem; with
+    ``fit`` also the post-fit PNG, the fit results and the pyhf workspace. Returns the
+    paths by name ending, and the fit result (None without a fit)."""
+    # matplotlib (and pyhf) are imported while the cluster starts
+    from analysis.products import products
 
-    return write_new(
-        out_dir,
-        {".png": render_png(document), ".json": document.to_json()},
-        when=document.created,
-    )
+    contents, result = products(document, fit)
+    written = write_new(out_dir, {**contents, ".json": document.to_json()}, when=document.created)
+    return written, result
 
 
 def write_document(document: HistogramDocument, out_dir: Path) -> Path:

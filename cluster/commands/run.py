@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from .broker import add_broker_arguments, publish_saved
@@ -130,6 +131,14 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         help="fail (exit 1) after this long without any Dask worker, before or during the "
         "computation; a lost worker's tasks are rerun on the others",
     )
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="also fit the statistical model (signal strength, systematics; see docs/fit.md) "
+        "where the figure is drawn (here, or by the plotting service with --broker): writes "
+        "the post-fit figure, the fit results and the pyhf workspace beside the document and "
+        "prints the fit table",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -217,11 +226,26 @@ def run_command(args: argparse.Namespace) -> int:
     from cluster.run import write_document, write_outputs
 
     print(yields_table(document))
+    if args.fit:
+        document.figure = replace(document.figure, fit=True)
     if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
         return publish_saved(saved, document.to_json(), args, "hzz run")
-    written = write_outputs(document, Path(args.out))
+    from analysis.fit import FitError
+
+    try:
+        written, result = write_outputs(document, Path(args.out), fit=args.fit)
+    except FitError as err:
+        print(f"hzz run: --fit: {err}", file=sys.stderr)
+        print("hzz run: nothing written", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if result is not None:
+        print(result.table())
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
+    if result is not None:
+        print(f"post-fit figure: {written['.postfit.png']}")
+        print(f"fit results:     {written['.fit.json']}")
+        print(f"pyhf workspace:  {written['.workspace.json']}")
     return EXIT_OK
