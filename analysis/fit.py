@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -59,6 +60,8 @@ def _require_pyhf() -> Any:
             "the fit needs pyhf and iminuit: pip install -c constraints.txt -e '.[fit]'"
         ) from err
     pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0))
+    # pyhf 0.7 validates workspaces with jsonschema's RefResolver, deprecated there.
+    warnings.filterwarnings("ignore", "jsonschema.RefResolver is deprecated", DeprecationWarning)
     return pyhf
 
 
