@@ -34,7 +34,7 @@ from .variations import SYSTEMATICS, symmetric_uncertainty
 if TYPE_CHECKING:
     from .fit import FitResult
 
-DPI = 200  # print quality
+DPI = 150  # print quality, and about 1 s a figure for the plotting service
 ZZ_NORM = 0.10  # the ZZ* normalisation uncertainty of the model (analysis.fit)
 BAND_HATCH = "////"
 

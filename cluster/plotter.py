@@ -7,8 +7,9 @@ that is not a valid document is never retried: it goes to the dead-letter queue
 with the reason in header ``x-hzz-reject-reason`` and the service carries on.
 Nothing from the network is ever unpickled or evaluated: bodies are only gunzipped
 (with a size cap) and parsed as JSON by ``analysis.document.from_json``.
-Rendering runs in the connection's thread; a figure takes about a second, far below
-the 30 s heartbeat, so heartbeats are not missed.
+A figure (and a fit, when the document asks for one) is made in a helper thread while
+the connection's thread keeps servicing heartbeats: a fit can take longer than the
+30 s heartbeat.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ class Plotter:
             if existing is None:
                 self.ledger.begin(key)
                 try:
-                    contents = _render(document)
+                    contents = self._render_alive(document)
                     contents[".png"] = tag_png(contents[".png"], key)
                 except Exception as err:  # a valid document the figure code cannot draw
                     reason = f"rendering failed: {type(err).__name__}: {err}"
@@ -284,6 +285,29 @@ class Plotter:
             " (redelivered)" if method.redelivered else "",
         )
         return Outcome.PLOTTED
+
+    def _render_alive(self, document: HistogramDocument) -> dict[str, bytes]:
+        """``_render`` in a helper thread while this one keeps the broker link alive:
+        a fit takes longer than the heartbeat, and a link dropped mid-fit would have
+        the message redelivered and fitted again, without end."""
+        if self._connection is None:
+            return _render(document)
+        outcome: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                outcome["contents"] = _render(document)
+            except BaseException as err:
+                outcome["error"] = err
+
+        thread = threading.Thread(target=work, name="hzz-render", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            self._connection.sleep(0.2)  # services heartbeats
+            thread.join(0.05)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["contents"]  # type: ignore[return-value]
 
     def _dead_letter(
         self,
