@@ -179,7 +179,7 @@ def draw(document: HistogramDocument, fit: FitResult | None = None) -> Figure:
             label=group.label,
             gid="data",
         )
-        data_top = max(data_top, float((counts + high)[shown].max(initial=0.0)))
+        data_top = max(data_top, float(counts.max(initial=0.0)))
         with np.errstate(divide="ignore", invalid="ignore"):
             keep = shown & (total > 0)
             ratio_ax.errorbar(
@@ -193,8 +193,9 @@ def draw(document: HistogramDocument, fit: FitResult | None = None) -> Figure:
                 gid="data-ratio",
             )
 
+    # The notebooks' range: headroom × the highest data bin (the stack's without data).
     stack_top = float((total + error).max(initial=0.0)) if stack else 0.0
-    top = settings.y_headroom * max(data_top, stack_top, 1.0)
+    top = settings.y_headroom * (data_top if data_top > 0 else max(stack_top, 1.0))
     ax.set_ylim(0, top)
     ax.set_xlim(binning.low, binning.high)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
