@@ -219,11 +219,12 @@ def draw(document: HistogramDocument, fit: FitResult | None = None) -> Figure:
         ax=ax,
     )
     stage = f"Post-fit, $\\hat{{\\mu}}$ = {fit.mu:.2f} ± {fit.mu_error:.2f}" if fit else "Pre-fit"
-    ax.text(
-        0.03,
-        0.80,
+    ax.text(  # under the legend, where the m4l spectrum is low
+        0.97,
+        0.66,
         f"for education\n{settings.process}\n{stage}",
         transform=ax.transAxes,
+        ha="right",
         va="top",
         fontsize=10,
         linespacing=1.5,
