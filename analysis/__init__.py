@@ -34,8 +34,10 @@ if TYPE_CHECKING:
         RunFailure,
         SampleFileError,
     )
+    from .fit import FitError, FitResult, fit_document, workspace_spec
     from .graph import AnalysisGraph
     from .inputs import Inspection
+    from .products import products
     from .result import AnalysisResult
 
 #: Each public name and the module it lives in.
@@ -58,12 +60,20 @@ _WHERE = {
     "SampleFileError": "errors",
     "MissingFileError": "errors",
     "EventsLostError": "errors",
+    # The statistical model (pyhf): loaded on first use only, never on the workers.
+    "FitError": "fit",
+    "FitResult": "fit",
+    "fit_document": "fit",
+    "workspace_spec": "fit",
+    "products": "products",
 }
 
 __all__ = [
     "AnalysisGraph",
     "AnalysisResult",
     "EventsLostError",
+    "FitError",
+    "FitResult",
     "HZZError",
     "HistogramDocument",
     "InputError",
@@ -75,10 +85,13 @@ __all__ = [
     "SampleResult",
     "build",
     "collect",
+    "fit_document",
     "from_json",
     "inspect",
     "load_release",
+    "products",
     "run",
+    "workspace_spec",
 ]
 
 

@@ -15,7 +15,7 @@ import awkward as ak
 import numpy as np
 
 from .catalogue import Release
-from .document import GroupStyle, HistogramDocument, SampleResult, SkippedFile
+from .document import FigureSettings, GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .errors import EventsLostError
 from .graph import AnalysisGraph, SampleGraph
 from .summary import SampleTotals, rows_total, totals_from_row
@@ -96,7 +96,9 @@ def assemble_document(
     """
     check_accounting(graph, computed)
     release = graph.release
-    styles = {g.key: GroupStyle(g.label, g.colour, g.role) for g in release.groups}
+    styles = {
+        g.key: GroupStyle(g.label, g.colour, g.role, g.key, g.samples) for g in release.groups
+    }
     results: dict[str, SampleResult] = {}
     for sample_graph_, outputs in zip(graph.samples, computed, strict=True):
         sample = sample_graph_.sample
@@ -107,6 +109,7 @@ def assemble_document(
             n_out=totals.n_out,
             sumw=totals.sumw,
             hist=totals.hist,
+            variations={} if sample.is_data else dict(totals.variations),
         )
     return HistogramDocument(
         release=release.name,
@@ -116,4 +119,5 @@ def assemble_document(
         missing=list(graph.missing),
         generated=list(graph.generated),
         skipped=list(graph.skipped),
+        figure=FigureSettings(y_headroom=release.analysis.y_headroom),
     )

@@ -74,3 +74,29 @@ def write_new(
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+
+
+def write_beside(document: Path | str, contents: Mapping[str, bytes]) -> dict[str, Path]:
+    """Write files next to ``document``, named by its stem (``plot_….fit.json``); if one
+    of them is taken, all take the stem with the next free ``_2``, ``_3``, … suffix."""
+    document = Path(document)
+    directory, stem = document.parent, document.stem
+    temps = {ext: _write_temp(directory, data) for ext, data in contents.items()}
+    try:
+        for n in range(1, MAX_SUFFIX):
+            name = stem if n == 1 else f"{stem}_{n}"
+            targets = {ext: directory / f"{name}{ext}" for ext in contents}
+            linked: list[Path] = []
+            try:
+                for ext, target in targets.items():
+                    os.link(temps[ext], target)
+                    linked.append(target)
+            except FileExistsError:
+                for path in linked:
+                    path.unlink()
+                continue
+            return targets
+        raise FileExistsError(f"no free name for {stem} in {directory}")
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)

@@ -1,4 +1,11 @@
-"""The ATLAS-style m4l figure of the notebook, drawn from a histogram document alone.
+"""The ATLAS-style m4l figure, drawn from a histogram document alone (and a fit result).
+
+Data points with Poisson (Garwood) intervals, no marker for an empty bin; the simulated
+groups stacked, signal on top; a hatched band of the total prediction's uncertainty
+(statistical, and systematic when the document carries variations); a data/prediction
+ratio panel; the ATLAS Open Data label (``mplhep``); a legend of what is drawn only;
+missing, stand-in and skipped samples named by their physics labels in a fixed strip
+under the axes. With a fit result the same figure shows the post-fit prediction.
 
 Uses matplotlib's object API (no pyplot state), so a long-running plotting service
 can draw many figures without leaking or sharing anything between them, and a
@@ -8,6 +15,7 @@ notebook's axes can be drawn into without its backend being changed.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import mplhep
 import numpy as np
@@ -15,156 +23,276 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import AutoMinorLocator
+from matplotlib.ticker import AutoMinorLocator, MaxNLocator
 
 from .binning import m4l_axis
-from .catalogue import load_release
 from .document import HistogramDocument
+from .variations import SYSTEMATICS, symmetric_uncertainty
 
-X_LABEL = r"4-lepton invariant mass $\mathrm{m_{4l}}$ [GeV]"
+if TYPE_CHECKING:
+    from .fit import FitResult
+
+DPI = 150  # print quality, and about 1 s a figure for the plotting service
+ZZ_NORM = 0.10  # the ZZ* normalisation uncertainty of the model (analysis.fit)
+BAND_HATCH = "////"
 
 
-def _summarise(document: HistogramDocument, names: list[str], most: int = 5) -> str:
-    """A few sample names, or their counts per group when there are many."""
-    if len(names) <= most:
-        return ", ".join(names)
-    release = load_release(document.release)
-    counts: dict[str, int] = {}
+def garwood(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper 68.27 % Poisson (Garwood) error bars of observed counts."""
+    from scipy.stats import chi2
+
+    counts = np.asarray(counts, dtype=float)
+    alpha = 1.0 - 0.682689492137086  # ±1σ of a Gaussian
+    low = np.where(counts > 0, chi2.ppf(alpha / 2, 2 * counts) / 2, 0.0)
+    high = chi2.ppf(1 - alpha / 2, 2 * (counts + 1)) / 2
+    return counts - low, high - counts
+
+
+def _labels(document: HistogramDocument, names: list[str]) -> str:
+    """The physics labels (group legend labels) of sample names, in drawing order."""
+    groups = []
     for name in names:
-        sample = release.samples.get(name)
-        key = release.group(sample.group).label if sample else "other"
-        counts[key] = counts.get(key, 0) + 1
-    return ", ".join(f"{n} × {label}" for label, n in counts.items())
+        group = document.group_of(name)
+        label = group.label if group else name
+        if label not in groups:
+            groups.append(label)
+    return ", ".join(groups)
 
 
-def _footnote(document: HistogramDocument) -> str:
-    notes = []
+def notes(document: HistogramDocument) -> list[str]:
+    """The strip under the axes: what is missing, simulated or incomplete."""
+    lines = []
     if document.generated:
-        notes.append("simulated stand-ins: " + ", ".join(document.generated))
+        lines.append("Simulated stand-ins: " + _labels(document, document.generated))
+        lines.append(
+            "    (yields calibrated to the published ones; m4l shapes are not the real ones)"
+        )
     if document.missing:
-        notes.append("missing (not drawn): " + _summarise(document, document.missing))
+        lines.append("Not available, not drawn: " + _labels(document, document.missing))
     if document.skipped:
         bad = sorted({f.sample for f in document.skipped})
-        notes.append("bad files skipped, samples incomplete: " + ", ".join(bad))
-    return "\n".join(notes)
+        lines.append("Unreadable files left out, incomplete: " + _labels(document, bad))
+    return lines
 
 
-def draw(document: HistogramDocument, ax: Axes | None = None) -> Figure:
-    """The figure of the spec: stacked MC, signal on top, data points, background band.
+def prediction(
+    document: HistogramDocument, fit: FitResult | None = None
+) -> tuple[list[tuple[str, str, np.ndarray]], np.ndarray, np.ndarray, bool]:
+    """The stacked groups (label, colour, per-bin yield), the total, its uncertainty per
+    bin, and whether that includes systematics. Pre-fit: statistical (√Σw²) ⊕ the
+    variations ⊕ the ZZ* normalisation; post-fit: the fit's propagated uncertainty."""
+    order = [g for g in document.groups if g.role == "background"]
+    order += [g for g in document.groups if g.role == "signal"]
+    drawn = [g for g in order if document.samples_of(g.label)]
+    stack = []
+    bins = document.binning.bins
+    if fit is not None:
+        for g in drawn:
+            stack.append((g.label, g.colour, np.asarray(fit.postfit_bins.get(g.key, [0.0] * bins))))
+        total = sum((s[2] for s in stack), start=np.zeros(bins))
+        return stack, total, np.asarray(fit.postfit_error, dtype=float), True
+    stat2 = np.zeros(bins)
+    varied: dict[str, np.ndarray] = {}
+    systematic = False
+    for g in drawn:
+        h = document.group_histogram(g.label)
+        stack.append((g.label, g.colour, h.values()))
+        stat2 += h.variances()
+        names = document.samples_of(g.label)
+        for s in SYSTEMATICS:
+            for key in (s.up, s.down):
+                if all(key in document.samples[n].variations for n in names):
+                    systematic = True
+                    varied[key] = varied.get(key, np.zeros(bins)) + (
+                        document.group_histogram(g.label, key).values()
+                    )
+                else:  # a group without the variation counts as nominal in it
+                    varied[key] = varied.get(key, np.zeros(bins)) + h.values()
+    total = sum((s[2] for s in stack), start=np.zeros(bins))
+    syst = symmetric_uncertainty(total, varied, SYSTEMATICS) if systematic else np.zeros(bins)
+    zz = [s[2] for g, s in zip(drawn, stack, strict=True) if g.key == "zz"]
+    if zz and systematic:
+        syst = np.hypot(syst, ZZ_NORM * zz[0])
+    return stack, total, np.sqrt(stat2 + syst**2), systematic
 
-    Drawn into ``ax`` if given (its figure is returned), else into a new figure of its own.
+
+def draw(
+    document: HistogramDocument, fit: FitResult | None = None, ax: Axes | None = None
+) -> Figure:
+    """The figure: pre-fit, or post-fit with ``fit`` (the prediction scaled by the fit).
+
+    Drawn into ``ax`` if given (the ratio panel is split off under it, the notes go
+    under that; its figure is returned), else into a new figure of its own.
     """
     binning = document.binning
     axis = m4l_axis(binning)
-    headroom = load_release(document.release).analysis.y_headroom  # 1.6 (2020), 2 (2025)
-    edges = axis.edges
-    centres = axis.centers
-    width = axis.widths
+    edges, centres = axis.edges, axis.centers
+    settings = document.figure
+    lines = notes(document)
+    strip = 0.035 * len(lines)
 
+    own_figure = ax is None
     if ax is None:
-        figure = Figure(figsize=(7.0, 5.6), dpi=100)
+        figure = Figure(figsize=(7.0, 7.0 + 0.25 * len(lines)), dpi=DPI)
         FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
+        grid = figure.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.06)
+        ax = figure.add_subplot(grid[0])
+        ratio_ax = figure.add_subplot(grid[1], sharex=ax)
+        figure.subplots_adjust(left=0.13, right=0.96, top=0.95, bottom=0.09 + strip)
+    else:
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-    stack = [g for g in document.groups if g.role == "background"]
-    stack += [g for g in document.groups if g.role == "signal"]
-    stacked = [document.group_histogram(g.label) for g in stack]
-    if stacked:
+        figure = ax.figure
+        ratio_ax = make_axes_locatable(ax).append_axes("bottom", size="33%", pad=0.08, sharex=ax)
+
+    stack, total, error, systematic = prediction(document, fit)
+    if stack:
         mplhep.histplot(
-            [h.values() for h in stacked],
+            [s[2] for s in stack],
             bins=edges,
             stack=True,
             histtype="fill",
-            color=[g.colour for g in stack],
-            label=[g.label for g in stack],
+            color=[s[1] for s in stack],
+            label=[s[0] for s in stack],
             ax=ax,
         )
+        for axes, low, height in (
+            (ax, total - error, 2 * error),
+            (ratio_ax, *_relative(total, error)),
+        ):
+            axes.bar(
+                centres,
+                height,
+                width=axis.widths,
+                bottom=low,
+                color="none",
+                edgecolor="0.35",
+                hatch=BAND_HATCH,
+                linewidth=0,
+                gid="uncertainty-band",
+            )
+    band_label = ("Post-fit unc." if fit else "Stat. ⊕ syst. unc.") if systematic else "Stat. unc."
 
-    backgrounds = [
-        document.group_histogram(g.label) for g in document.groups if g.role == "background"
-    ]
-    handles: list = []
-    if backgrounds:
-        total = sum(h.values() for h in backgrounds)
-        error = np.sqrt(sum(h.variances() for h in backgrounds))
-        band = ax.bar(
-            centres,
-            2 * error,
-            width=width,
-            bottom=total - error,
-            color="none",
-            hatch="////",
-            alpha=0.5,
-            linewidth=0,
-            label="Stat. Unc.",
-        )
-        handles.append(band)
-
-    data_max = 0.0
-    for group in document.groups:
-        if group.role != "data":
-            continue
+    data_groups = [g for g in document.groups if g.role == "data" and document.samples_of(g.label)]
+    data_top = 0.0
+    for group in data_groups:
         counts = document.group_histogram(group.label).values()
-        data_max = max(data_max, float(counts.max(initial=0.0)))
+        low, high = garwood(counts)
+        shown = counts > 0
         ax.errorbar(
-            centres,
-            counts,
-            yerr=np.sqrt(counts),
+            centres[shown],
+            counts[shown],
+            yerr=(low[shown], high[shown]),
+            xerr=axis.widths[shown] / 2,
             fmt="o",
+            markersize=4,
             color=group.colour,
             label=group.label,
+            gid="data",
         )
+        data_top = max(data_top, float(counts.max(initial=0.0)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep = shown & (total > 0)
+            ratio_ax.errorbar(
+                centres[keep],
+                counts[keep] / total[keep],
+                yerr=(low[keep] / total[keep], high[keep] / total[keep]),
+                xerr=axis.widths[keep] / 2,
+                fmt="o",
+                markersize=4,
+                color=group.colour,
+                gid="data-ratio",
+            )
 
-    ax.set_xlim(binning.low, binning.high)
-    top = headroom * data_max
-    if top <= 0:  # no data ran: scale to the stack instead
-        stack_max = float(sum(h.values() for h in stacked).max()) if stacked else 1.0
-        top = headroom * max(stack_max, 1.0)
+    # The notebooks' range: headroom × the highest data bin (the stack's without data).
+    stack_top = float((total + error).max(initial=0.0)) if stack else 0.0
+    top = settings.y_headroom * (data_top if data_top > 0 else max(stack_top, 1.0))
     ax.set_ylim(0, top)
-    ax.xaxis.set_minor_locator(AutoMinorLocator())
-    ax.yaxis.set_minor_locator(AutoMinorLocator())
-    ax.tick_params(which="both", direction="in", top=True, right=True)
-    ax.set_xlabel(X_LABEL, fontsize=13, x=1, horizontalalignment="right")
+    ax.set_xlim(binning.low, binning.high)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for axes in (ax, ratio_ax):
+        axes.xaxis.set_minor_locator(AutoMinorLocator())
+        axes.yaxis.set_minor_locator(AutoMinorLocator())
+        axes.tick_params(which="both", direction="in", top=True, right=True)
+    ax.tick_params(labelbottom=False)
     ax.set_ylabel(f"Events / {binning.width:g} GeV", y=1, horizontalalignment="right")
+    ratio_ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle="--")
+    ratio_ax.set_ylim(0.0, 2.0)
+    ratio_ax.set_ylabel("Data / Pred.")
+    ratio_ax.set_xlabel(settings.x_label, fontsize=13, x=1, horizontalalignment="right")
 
-    ax.text(0.05, 0.93, "ATLAS Open Data", transform=ax.transAxes, fontsize=13)
-    ax.text(0.05, 0.88, "for education", transform=ax.transAxes, style="italic", fontsize=8)
-    lumi = f"{document.lumi_fb:g}"
-    ax.text(
-        0.05,
-        0.82,
-        r"$\sqrt{s}$ = 13 TeV, $\int$L dt = " + lumi + r" fb$^{-1}$",
-        transform=ax.transAxes,
+    mplhep.atlas.label(
+        text="Open Data",
+        data=bool(data_groups),
+        lumi=f"{document.lumi_fb:g}",
+        com=f"{settings.sqrt_s_tev:g}",
+        loc=4,
+        ax=ax,
     )
-    ax.text(0.05, 0.76, r"$H \rightarrow ZZ^* \rightarrow 4\ell$", transform=ax.transAxes)
-    note = _footnote(document)
-    if note:
-        ax.text(
-            0.98,
-            0.55,
-            note,
-            transform=ax.transAxes,
-            fontsize=7,
-            ha="right",
-            va="top",
-            wrap=True,
-        )
+    stage = f"Post-fit, $\\hat{{\\mu}}$ = {fit.mu:.2f} ± {fit.mu_error:.2f}" if fit else "Pre-fit"
+    ax.text(  # under the legend, where the m4l spectrum is low
+        0.97,
+        0.66,
+        f"for education\n{settings.process}\n{stage}",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=10,
+        linespacing=1.5,
+        gid="process",
+    )
 
-    # Legend order of the notebook: backgrounds, signal, data, Stat. Unc.
+    # Legend: what is drawn, in the notebook's order (stack top first, data, band).
     by_label = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    order = [g.label for g in stack] + [g.label for g in document.groups if g.role == "data"]
-    legend_handles = [by_label[label] for label in order if label in by_label]
-    legend_labels = [label for label in order if label in by_label]
+    order = [g.label for g in data_groups] + [s[0] for s in reversed(stack)]
+    handles = [by_label[label] for label in order if label in by_label]
+    labels = [label for label in order if label in by_label]
+    if stack:
+        handles.append(Patch(facecolor="none", hatch=BAND_HATCH, edgecolor="0.35"))
+        labels.append(band_label)
     if handles:
-        legend_handles.append(Patch(facecolor="none", hatch="////", edgecolor="black", alpha=0.5))
-        legend_labels.append("Stat. Unc.")
-    ax.legend(legend_handles, legend_labels, frameon=False)
-    return ax.figure
+        ax.legend(handles, labels, frameon=False, loc="upper right", fontsize=10)
+
+    if lines and not own_figure:  # under the caller's axes, below the x label
+        ratio_ax.text(
+            0.0,
+            -0.55,
+            "\n".join(lines),
+            transform=ratio_ax.transAxes,
+            ha="left",
+            va="top",
+            fontsize=9,
+            color="0.15",
+            gid="notes",
+        )
+    elif lines:  # a strip of its own under the x label: never on the data or the axes
+        figure.text(
+            0.02,
+            0.012,
+            "\n".join(lines),
+            ha="left",
+            va="bottom",
+            fontsize=9,
+            color="0.15",
+            gid="notes",
+        )
+    return figure
 
 
-def render_png(document: HistogramDocument, metadata: dict[str, str] | None = None) -> bytes:
+def _relative(total: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band in the ratio panel: 1 ± error / total (nothing where there is no prediction)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(total > 0, error / total, 0.0)
+    return 1.0 - relative, 2 * relative
+
+
+def render_png(
+    document: HistogramDocument,
+    fit: FitResult | None = None,
+    metadata: dict[str, str] | None = None,
+) -> bytes:
     """The figure as PNG bytes, ready to be written atomically; ``metadata``: PNG text
     chunks (key → Latin-1 text) besides matplotlib's own."""
     buffer = io.BytesIO()
-    draw(document).savefig(buffer, format="png", metadata=metadata)
+    draw(document, fit).savefig(buffer, format="png", metadata=metadata)
     return buffer.getvalue()

@@ -84,7 +84,7 @@ class AnalysisResult:
         ``metadata`` as PNG text chunks."""
         from .plot import render_png
 
-        return render_png(self.document, metadata)
+        return render_png(self.document, metadata=metadata)
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Draw the figure into ``ax`` (default: pyplot's current axes) and return it.

@@ -2,9 +2,11 @@
 
 Selection, weights and the histogram fill run together in one function per partition,
 and its result is a single row: events read, events selected, Σw, then the m4l
-histogram's bin sums and variances (flow bins included). A sample's result is the sum
-of its rows. ``partition_summary`` adds how the partition was read (file, entry range,
-error if any) to the row: one small record per partition, the only thing a worker
+histogram's bin sums and variances (flow bins included), then the same for each
+systematic variation of the simulation (``analysis.variations``: filled from the same
+selected events and weights, zeros for data). A sample's result is the sum of its
+rows. ``partition_summary`` adds how the partition was read (file, entry range, error
+if any) to the row: one small record per partition, the only thing a worker
 sends back. In the graph the read and the summary fuse into one task per partition,
 instead of a dozen (kernel, masks, counts, weights, fill: each a task of its own when
 they are separate dask-awkward operations, plus a report and a reduction); the
@@ -15,7 +17,7 @@ a small machine, shrinks accordingly (``python -m bench``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import awkward as ak
@@ -26,9 +28,11 @@ from .binning import m4l_axis
 from .catalogue import Release, Sample, load_release
 from .reader import read_outcome
 from .selection import PRESELECTIONS, select_four_leptons
+from .variations import VARIATION_NAMES, fill_variations
 from .weights import event_weight, weight_branches
 
-#: Leading entries of a row; the histogram's values and variances follow.
+#: Leading entries of a row; the histogram's values and variances follow, then those
+#: of each variation (``VARIATION_NAMES`` order).
 N_IN, N_OUT, SUMW, FIRST_BIN = 0, 1, 2, 3
 
 
@@ -42,9 +46,14 @@ def branches_for(sample: Sample, release: Release | None = None) -> tuple[str, .
     return branches if sample.is_data else branches + weight_branches(release)
 
 
+def histogram_width(release: Release) -> int:
+    """Entries of one histogram in a row: values and variances of every bin (with flow)."""
+    return 2 * (release.analysis.binning.bins + 2)
+
+
 def row_length(release: Release) -> int:
-    """Entries in a row: three totals, then values and variances of every bin (with flow)."""
-    return FIRST_BIN + 2 * (release.analysis.binning.bins + 2)
+    """Entries in a row: three totals, the nominal histogram, then each variation's."""
+    return FIRST_BIN + histogram_width(release) * (1 + len(VARIATION_NAMES))
 
 
 def _string(text: str) -> ak.contents.Content:
@@ -96,6 +105,7 @@ def summarise_partition(events: Any, sample: Sample, release: Release) -> ak.Arr
 
     Counts are exact in float64 (below 2⁵³ events). m4l and the weights are computed as
     the notebook does (``select_four_leptons``, ``event_weight``: float32, then float64).
+    Simulation also fills the variations from the same selected m4l and weights.
     """
     width = row_length(release)
     settings = release.analysis
@@ -109,6 +119,7 @@ def summarise_partition(events: Any, sample: Sample, release: Release) -> ak.Arr
         passed = passed & np.asarray(preselect(*(events[branch] for branch in branches)))
     mass = np.asarray(selected.m4l)[passed]
     histogram = empty_histogram(release)
+    varied: list[tuple[np.ndarray, np.ndarray]] = []
     if sample.is_data:
         histogram.fill(mass)
         sumw = float(np.count_nonzero(passed))
@@ -116,10 +127,15 @@ def summarise_partition(events: Any, sample: Sample, release: Release) -> ak.Arr
         weight = np.asarray(event_weight(events, sample, release), dtype=np.float64)[passed]
         histogram.fill(mass, weight=weight)
         sumw = float(weight.sum())
-    row = np.empty((1, width))
+        varied = fill_variations(mass, weight, histogram)
+    row = np.zeros((1, width))
     row[0, :FIRST_BIN] = (len(events), np.count_nonzero(passed), sumw)
     bins = histogram.view(flow=True)
-    row[0, FIRST_BIN:] = np.concatenate([bins.value, bins.variance])
+    step = histogram_width(release)
+    row[0, FIRST_BIN : FIRST_BIN + step] = np.concatenate([bins.value, bins.variance])
+    for k, (values, variances) in enumerate(varied, start=1):
+        start = FIRST_BIN + k * step
+        row[0, start : start + step] = np.concatenate([values, variances])
     return ak.Array(row)
 
 
@@ -155,25 +171,40 @@ def rows_total(summaries: Any, release: Release) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SampleTotals:
-    """A sample's result: events read and selected, Σw, the m4l histogram."""
+    """A sample's result: events read and selected, Σw, the m4l histogram and, for
+    simulation, its variations by name (empty for data)."""
 
     n_in: int
     n_out: int
     sumw: float
     hist: hist.Hist
+    variations: dict[str, hist.Hist] = field(default_factory=dict)
 
 
-def totals_from_row(row: Any, release: Release) -> SampleTotals:
-    """A computed row (the sum of a sample's partition rows), read back."""
+def _histogram_from(bins: np.ndarray, release: Release) -> hist.Hist:
+    histogram = empty_histogram(release)
+    n = len(bins) // 2
+    view = histogram.view(flow=True)
+    view.value = bins[:n]
+    view.variance = bins[n:]
+    return histogram
+
+
+def totals_from_row(row: Any, release: Release, is_data: bool = False) -> SampleTotals:
+    """A computed row (the sum of a sample's partition rows), read back; the variations
+    of simulation too (``is_data``: none)."""
     values = np.asarray(row, dtype=np.float64).reshape(-1)
     if len(values) != row_length(release):
         raise ValueError(
             f"a row of {len(values)} numbers; release {release.name} has {row_length(release)}"
         )
-    histogram = empty_histogram(release)
-    bins = values[FIRST_BIN:]
-    n = len(bins) // 2
-    view = histogram.view(flow=True)
-    view.value = bins[:n]
-    view.variance = bins[n:]
-    return SampleTotals(int(values[N_IN]), int(values[N_OUT]), float(values[SUMW]), histogram)
+    step = histogram_width(release)
+    histogram = _histogram_from(values[FIRST_BIN : FIRST_BIN + step], release)
+    variations = {}
+    if not is_data:
+        for k, name in enumerate(VARIATION_NAMES, start=1):
+            start = FIRST_BIN + k * step
+            variations[name] = _histogram_from(values[start : start + step], release)
+    return SampleTotals(
+        int(values[N_IN]), int(values[N_OUT]), float(values[SUMW]), histogram, variations
+    )

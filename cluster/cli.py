@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        for noisy in ("distributed", "bokeh", "tornado", "asyncio", "pika", "matplotlib"):
+        for noisy in ("distributed", "bokeh", "tornado", "asyncio", "pika", "matplotlib", "pyhf"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Handler = args.handler
     prog = f"hzz {args.command}"

@@ -248,7 +248,7 @@ def test_bad_messages_are_dead_lettered_with_reason(
 
     good = make_document()
     wrong_schema = json.loads(good.to_json())
-    wrong_schema["schema"] = "hzz.histograms/2"
+    wrong_schema["schema"] = "hzz.histograms/9"
     padded = good.to_json() + b" " * (limit + 1)  # valid JSON, too big on the wire
     bomb = gzip.compress(good.to_json() + b" " * (5 * limit))  # small on the wire only
     json_type = {"content_type": "application/json"}

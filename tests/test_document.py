@@ -69,7 +69,7 @@ def _broken(change: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (lambda d: d.update(schema="hzz.histograms/2"), "schema"),
+        (lambda d: d.update(schema="hzz.histograms/9"), "schema"),
         (lambda d: d.update(lumi_fb="ten"), "lumi_fb"),
         (lambda d: d.update(created="yesterday"), "created"),
         (lambda d: d["samples"]["llll"].update(n_out=-1), "samples.llll.n_out"),

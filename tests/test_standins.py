@@ -17,7 +17,7 @@ import uproot
 from analysis import build, inspect
 from analysis.accounting import assemble_document
 from analysis.catalogue import load_release
-from analysis.plot import _footnote, render_png
+from analysis.plot import notes, render_png
 from analysis.report import yields_table
 from analysis.selection import LEPTON_BRANCHES
 from analysis.standins import STANDINS, read_mark, write_standins
@@ -128,7 +128,7 @@ def test_pipeline_on_real_files_and_standins(standins: Path, tmp_path: Path) -> 
     assert zz.values()[zz.axes[0].index(91.0)] > 3 * zz.values()[zz.axes[0].index(140.0)]
 
     assert document.generated == list(STANDINS)
-    assert "simulated stand-ins" in _footnote(document)
+    assert "Simulated stand-ins: Background $ZZ^*$, Signal" in "\n".join(notes(document))
     assert "llll *" in yields_table(document)
     png = tmp_path / "figure.png"
     png.write_bytes(render_png(document))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from .broker import add_plotter_parser, add_publish_parser
 from .cluster import add_cluster_parser
 from .download import add_download_parser
+from .fit import add_fit_parser
 from .generate import add_generate_parser
 from .health import add_health_parser
 from .run import add_run_parser
@@ -17,6 +18,7 @@ from .selftest import add_selftest_parser
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_run_parser,
+    add_fit_parser,
     add_publish_parser,
     add_plotter_parser,
     add_generate_parser,

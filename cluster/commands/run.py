@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from .broker import add_broker_arguments, publish_saved
@@ -122,6 +123,14 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "any Dask worker before or during the computation; a lost worker's tasks are rerun "
         "on the others",
     )
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="also fit the statistical model (signal strength, systematics; see docs/fit.md) "
+        "where the figure is drawn (here, or by the plotting service with --broker): writes "
+        "the post-fit figure, the fit results and the pyhf workspace beside the document and "
+        "prints the fit table",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -207,11 +216,23 @@ def run_command(args: argparse.Namespace) -> int:
 
     document = result.document
     print(result.yields_table())
+    if args.fit:  # the fit is made where the figure is drawn: here, or by the plotter
+        document.figure = replace(document.figure, fit=True)
     if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
         return publish_saved(saved, document.to_json(), args)
-    written = write_outputs(result, Path(args.out))
+    try:
+        written, fitted = write_outputs(result, Path(args.out))
+    except HZZError as err:  # a document the model cannot fit: nothing is written
+        err.add_note("nothing written")
+        raise
+    if fitted is not None:
+        print(fitted.table())
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
+    if fitted is not None:
+        print(f"post-fit figure: {written['.postfit.png']}")
+        print(f"fit results:     {written['.fit.json']}")
+        print(f"pyhf workspace:  {written['.workspace.json']}")
     return EXIT_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client, progress
 
@@ -25,6 +25,9 @@ from cluster.access.cache import prepare_locations
 from cluster.access.remote import DEFAULT_TIMEOUT_S, uproot_open_options
 
 from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
+
+if TYPE_CHECKING:
+    from analysis.fit import FitResult
 
 
 @dataclass
@@ -93,13 +96,19 @@ def run_analysis(client: Client, release: Release, options: RunOptions) -> analy
     )
 
 
-def write_outputs(result: analysis.AnalysisResult, out_dir: Path) -> dict[str, Path]:
-    """The PNG and the JSON document side by side, with one timestamped stem."""
-    return write_new(
-        out_dir,
-        {".png": result.to_png(), ".json": result.to_json()},
-        when=result.document.created,
+def write_outputs(
+    result: analysis.AnalysisResult, out_dir: Path
+) -> tuple[dict[str, Path], FitResult | None]:
+    """The PNG and the JSON document side by side, with one timestamped stem; when the
+    document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
+    and the pyhf workspace. Returns the paths by name ending, and the fit result."""
+    from analysis.products import products
+
+    contents, fitted = products(result.document)
+    written = write_new(
+        out_dir, {**contents, ".json": result.to_json()}, when=result.document.created
     )
+    return written, fitted
 
 
 def write_document(document: HistogramDocument, out_dir: Path) -> Path:

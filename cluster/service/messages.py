@@ -14,7 +14,7 @@ import zlib
 
 from pika.spec import BasicProperties
 
-from analysis.document import SCHEMA, DocumentError, HistogramDocument, from_json
+from analysis.document import SCHEMA, SCHEMAS, DocumentError, HistogramDocument, from_json
 
 from .publisher import CONTENT_TYPE
 
@@ -45,7 +45,7 @@ def decode(body: bytes, properties: BasicProperties, max_bytes: int) -> bytes:
     encoding = properties.content_encoding or "identity"
     if encoding not in ("identity", "gzip"):
         raise Rejected(f"content encoding {encoding!r} is not 'identity' or 'gzip'")
-    if properties.type not in (None, SCHEMA):
+    if properties.type not in (None, *SCHEMAS):
         raise Rejected(f"message type {properties.type!r} is not {SCHEMA!r}")
     if len(body) > max_bytes:
         raise Rejected(f"message of {len(body)} bytes exceeds the limit of {max_bytes} bytes")

@@ -6,8 +6,9 @@ so a crash redelivers the message and the ledger stops a second figure. A messag
 that is not a valid document is never retried: it goes to the dead-letter queue
 with the reason in header ``x-hzz-reject-reason`` and the service carries on.
 What a message may hold, and what makes it a document, is ``cluster.service.messages``.
-Rendering runs in the connection's thread; a figure takes about a second, far below
-the 30 s heartbeat, so heartbeats are not missed.
+A figure (and a fit, when the document asks for one) is made in a helper thread while
+the connection's thread keeps servicing heartbeats: a fit can take longer than the
+30 s heartbeat.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
+from analysis.document import HistogramDocument
 from analysis.outputs import write_new
 from analysis.result import AnalysisResult
 from cluster.defaults import DEFAULT_MAX_BYTES
@@ -200,14 +202,14 @@ class Plotter:
             if existing is None:
                 self.ledger.begin(key)
                 try:
-                    png = AnalysisResult(document).to_png({PNG_KEY: key})
+                    contents = self._render_alive(document, key)
                 except Exception as err:  # a valid document the figure code cannot draw
                     reason = f"rendering failed: {type(err).__name__}: {err}"
                     self._dead_letter(channel, method, properties, body, reason)
                     log.warning("message %s: dead-lettered: %s", label, reason)
                     return Outcome.REJECTED
                 try:
-                    figure = write_new(self.options.out_dir, {".png": png}, when=document.created)
+                    figure = write_new(self.options.out_dir, contents, when=document.created)
                 except OSError:
                     raise  # cannot write figures: not the message's fault
                 except Exception as err:  # e.g. a time no file name can hold
@@ -239,6 +241,29 @@ class Plotter:
             " (redelivered)" if method.redelivered else "",
         )
         return Outcome.PLOTTED
+
+    def _render_alive(self, document: HistogramDocument, key: str) -> dict[str, bytes]:
+        """``_render`` in a helper thread while this one keeps the broker link alive:
+        a fit takes longer than the heartbeat, and a link dropped mid-fit would have
+        the message redelivered and fitted again, without end."""
+        if self._connection is None:
+            return _render(document, key)
+        outcome: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                outcome["contents"] = _render(document, key)
+            except BaseException as err:
+                outcome["error"] = err
+
+        thread = threading.Thread(target=work, name="hzz-render", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            self._connection.sleep(0.2)  # services heartbeats
+            thread.join(0.05)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["contents"]  # type: ignore[return-value]
 
     def _dead_letter(
         self,
@@ -288,6 +313,25 @@ class Plotter:
             channel.basic_ack(method.delivery_tag)
             return
         channel.basic_reject(method.delivery_tag, requeue=False)
+
+
+def _render(document: HistogramDocument, key: str) -> dict[str, bytes]:
+    """The figure (tagged with the message's key), and when the document asks for a fit
+    (``figure.fit``) the post-fit figure, fit results and pyhf workspace; a document
+    that cannot be fitted still gets its figure (the reason is logged)."""
+    from analysis.fit import FitError
+    from analysis.products import fit_products
+
+    contents = {".png": AnalysisResult(document).to_png({PNG_KEY: key})}
+    if document.figure.fit:
+        try:
+            fitted, result = fit_products(document)
+        except FitError as err:
+            log.warning("no fit: %s", err)
+        else:
+            contents.update(fitted)
+            log.info("fit: mu = %.3f ± %.3f", result.mu, result.mu_error)
+    return contents
 
 
 def serve(options: PlotterOptions) -> int:

@@ -1,0 +1,325 @@
+"""The statistical model of a histogram document and its fit: a binned likelihood (pyhf).
+
+Built from the document alone, as the IRIS-HEP Analysis Grand Challenge builds its
+H → ZZ* → 4ℓ model with cabinetry, so that the numbers can be compared (docs/fit.md):
+one channel, the m4l bins of the document's axis (flow bins left out), one sample per
+simulated group, and
+
+- ``mu``: the signal strength, a free normalisation of the signal in [0, 10];
+- ``scale_factors`` and ``m4l_scale``: shape + normalisation systematics of every
+  simulated sample from its varied histograms (``analysis.variations``), each split as
+  cabinetry's "NormPlusShape" does into a ``normsys`` (the varied yield over the nominal)
+  and a ``histosys`` (the varied shape scaled to the nominal yield) sharing one
+  Gaussian-constrained parameter;
+- ``zz_norm``: the ZZ* normalisation, ±10 % (``normsys``);
+- ``staterror_m4l``: the per-bin statistical uncertainty of the simulation
+  (Barlow-Beeston lite, from the histograms' Σw²).
+
+``model="templates"`` is the AGC's template-only variant: three free normalisations
+(signal, ZZ*, Z+tt̄ in [0, 10]) and the per-bin MC statistics, no systematics.
+
+The pyhf workspace (``workspace_spec``) is plain JSON: ``pyhf.Workspace(spec)`` refits it
+with pyhf alone. pyhf and iminuit are imported here only: the workers never need them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .document import HistogramDocument
+from .errors import InputError
+from .variations import SYSTEMATICS
+
+POI = "mu"
+CHANNEL = "m4l"
+MU_BOUNDS = (0.0, 10.0)
+ZZ_NORM = 0.10
+ZZ_KEY = "zz"
+STATERROR = f"staterror_{CHANNEL}"
+Model = Literal["systematics", "templates"]
+MODELS: tuple[str, ...] = ("systematics", "templates")
+#: Parameters the fit table lists as pulls (the per-bin MC statistics are in the JSON).
+NAMED_NUISANCES = ("scale_factors", "m4l_scale", "zz_norm")
+
+
+class FitError(InputError):
+    """The document cannot be fitted (no data, no signal, …); the message says why."""
+
+
+def _require_pyhf() -> Any:
+    try:
+        import pyhf
+    except ImportError as err:  # the optional extra is not installed
+        raise FitError(
+            "the fit needs pyhf and iminuit: pip install -c constraints.txt -e '.[fit]'"
+        ) from err
+    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0))
+    # pyhf 0.7 validates workspaces with jsonschema's RefResolver, deprecated there.
+    warnings.filterwarnings("ignore", "jsonschema.RefResolver is deprecated", DeprecationWarning)
+    return pyhf
+
+
+def _in_range(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.asarray(values, dtype=float)]
+
+
+def workspace_spec(document: HistogramDocument, model: Model = "systematics") -> dict[str, Any]:
+    """The pyhf workspace of the document (JSON-serialisable), or FitError saying why not."""
+    if model not in MODELS:
+        raise FitError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    data_groups = [g for g in document.groups if g.role == "data"]
+    observed = sum(
+        (
+            document.group_histogram(g.label).values()
+            for g in data_groups
+            if document.samples_of(g.label)
+        ),
+        start=np.zeros(document.binning.bins),
+    )
+    if not any(document.samples_of(g.label) for g in data_groups):
+        raise FitError("no data in the document: nothing to fit")
+    simulated = [g for g in document.groups if g.role != "data" and document.samples_of(g.label)]
+    if not any(g.role == "signal" for g in simulated):
+        raise FitError("no signal sample in the document: the signal strength cannot be fitted")
+    samples = []
+    for group in simulated:
+        nominal_hist = document.group_histogram(group.label)
+        nominal = nominal_hist.values()
+        total = float(nominal.sum())
+        modifiers: list[dict[str, Any]] = [
+            {
+                "name": STATERROR,
+                "type": "staterror",
+                "data": _in_range(np.sqrt(nominal_hist.variances())),
+            }
+        ]
+        if group.role == "signal":
+            modifiers.append({"name": POI, "type": "normfactor", "data": None})
+        elif model == "templates":
+            modifiers.append({"name": f"norm_{group.key}", "type": "normfactor", "data": None})
+        if model == "systematics":
+            names = document.samples_of(group.label)
+            for systematic in SYSTEMATICS:
+                has = all(
+                    {systematic.up, systematic.down} <= set(document.samples[n].variations)
+                    for n in names
+                )
+                if not has or total <= 0:
+                    continue
+                up = document.group_histogram(group.label, systematic.up).values()
+                down = document.group_histogram(group.label, systematic.down).values()
+                hi, lo = float(up.sum()) / total, float(down.sum()) / total
+                modifiers.append(
+                    {"name": systematic.name, "type": "normsys", "data": {"hi": hi, "lo": lo}}
+                )
+                modifiers.append(
+                    {
+                        "name": systematic.name,
+                        "type": "histosys",
+                        "data": {"hi_data": _in_range(up / hi), "lo_data": _in_range(down / lo)},
+                    }
+                )
+            if group.key == ZZ_KEY:
+                modifiers.append(
+                    {
+                        "name": "zz_norm",
+                        "type": "normsys",
+                        "data": {"hi": 1.0 + ZZ_NORM, "lo": 1.0 - ZZ_NORM},
+                    }
+                )
+        samples.append({"name": group.key, "data": _in_range(nominal), "modifiers": modifiers})
+    parameters: list[dict[str, Any]] = [{"name": POI, "bounds": [list(MU_BOUNDS)], "inits": [1.0]}]
+    if model == "templates":
+        parameters += [
+            {"name": f"norm_{g.key}", "bounds": [list(MU_BOUNDS)], "inits": [1.0]}
+            for g in simulated
+            if g.role == "background"
+        ]
+    return {
+        "version": "1.0.0",
+        "channels": [{"name": CHANNEL, "samples": samples}],
+        "observations": [{"name": CHANNEL, "data": _in_range(observed)}],
+        "measurements": [
+            {"name": f"hzz_{model}", "config": {"poi": POI, "parameters": parameters}}
+        ],
+    }
+
+
+@dataclass
+class Pull:
+    """A nuisance parameter after the fit, in units of its pre-fit uncertainty."""
+
+    name: str
+    pull: float
+    error: float
+
+
+@dataclass
+class FitResult:
+    """What the fit of a document found, and what it was fitted on."""
+
+    model: str
+    mu: float
+    mu_error: float
+    significance_observed: float
+    significance_expected: float
+    cls_mu1: float
+    cls_mu1_expected: float
+    pulls: list[Pull]
+    parameters: dict[str, list[float | None]]  # name: [value, error] per parameter component
+    prefit_yields: dict[str, float]  # per group key, in the m4l range, and "data"
+    postfit_yields: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    #: Per bin: post-fit yield per group key, and the total's uncertainty.
+    postfit_bins: dict[str, list[float]] = field(default_factory=dict)
+    postfit_error: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "hzz.fit/1", **asdict(self)}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=1).encode("utf-8")
+
+    def table(self) -> str:
+        """The numbers for the terminal."""
+        lines = [
+            f"fit ({self.model} model)",
+            f"  signal strength mu        {self.mu:.3f} ± {self.mu_error:.3f}",
+            f"  discovery significance    {self.significance_observed:.2f} σ observed, "
+            f"{self.significance_expected:.2f} σ expected",
+            f"  CLs at mu = 1             {self.cls_mu1:.3f} observed, "
+            f"{self.cls_mu1_expected:.3f} expected",
+        ]
+        for name, (value, error) in (
+            (n, v[:2]) for n, v in self.parameters.items() if n.startswith("norm_")
+        ):
+            lines.append(f"  free normalisation {name[5:]:<7}{value:.3f} ± {error:.3f}")
+        if self.pulls:
+            lines.append("  pulls (θ̂ - θ₀)/Δθ")
+            lines += [f"    {p.name:<22}{p.pull:+.3f} ± {p.error:.3f}" for p in self.pulls]
+        lines.append("  yields in the m4l range   pre-fit   post-fit")
+        for key, value in self.prefit_yields.items():
+            post = self.postfit_yields.get(key)
+            after = "" if post is None else f"{post:9.2f}"
+            lines.append(f"    {key:<22}{value:9.2f} {after}")
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _significance(p_value: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.isf(min(max(p_value, 1e-300), 1.0)))
+
+
+def _fit(pyhf: Any, data: Any, model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    result, correlations = pyhf.infer.mle.fit(
+        data, model, return_uncertainties=True, return_correlations=True
+    )
+    result = np.asarray(result)
+    errors = result[:, 1]
+    covariance = np.asarray(correlations) * np.outer(errors, errors)
+    return result[:, 0], errors, covariance
+
+
+def _group_yields(model: Any, pars: np.ndarray) -> dict[str, np.ndarray]:
+    by_sample = np.asarray(model.main_model.expected_data(pars, return_by_sample=True))
+    return {name: by_sample[i] for i, name in enumerate(model.config.samples)}
+
+
+def _total_error(model: Any, pars: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """The post-fit uncertainty of the total prediction per bin: J C Jᵀ, J numerical."""
+    base = np.asarray(model.main_model.expected_data(pars))
+    jacobian = np.zeros((base.size, pars.size))
+    for i in range(pars.size):
+        step = max(1e-4, 1e-3 * math.sqrt(max(covariance[i, i], 0.0)))
+        shifted = pars.copy()
+        shifted[i] += step
+        jacobian[:, i] = (np.asarray(model.main_model.expected_data(shifted)) - base) / step
+    variance = np.einsum("bi,ij,bj->b", jacobian, covariance, jacobian)
+    return np.sqrt(np.clip(variance, 0.0, None))
+
+
+def fit_spec(spec: dict[str, Any], notes: Sequence[str] = ()) -> FitResult:
+    """Fit a workspace: μ̂ ± σ, discovery significance, CLs at μ = 1, pulls, yields."""
+    pyhf = _require_pyhf()
+    workspace = pyhf.Workspace(spec)
+    model = workspace.model()
+    data = workspace.data(model)
+    bestfit, errors, covariance = _fit(pyhf, data, model)
+    poi = model.config.poi_index
+    p0_obs, p0_exp = pyhf.infer.hypotest(0.0, data, model, test_stat="q0", return_expected=True)
+    cls_obs, cls_exp = pyhf.infer.hypotest(
+        1.0, data, model, test_stat="qtilde", return_expected=True
+    )
+    parameters: dict[str, list[float | None]] = {}
+    pulls: list[Pull] = []
+    for name in model.config.par_order:
+        where = model.config.par_slice(name)
+        values, errs = bestfit[where], errors[where]
+        parameters[name] = [float(v) for pair in zip(values, errs, strict=True) for v in pair]
+        if name in NAMED_NUISANCES:
+            pulls.append(Pull(name, float(values[0]), float(errs[0])))
+        elif name == STATERROR:  # γ per bin: (γ̂ - 1)/σ_γ ± Δγ/σ_γ
+            sigmas = np.asarray(model.config.param_set(name).width(), dtype=float)
+            safe = np.where(sigmas > 0, sigmas, np.nan)
+            parameters[f"{name}_pulls"] = [
+                None if math.isnan(x) else float(x)
+                for pair in zip((values - 1.0) / safe, errs / safe, strict=True)
+                for x in pair
+            ]
+    init = np.asarray(model.config.suggested_init())
+    pre = _group_yields(model, init)
+    post = _group_yields(model, bestfit)
+    observed = np.asarray(data[: model.config.nmaindata])
+    return FitResult(
+        model=spec["measurements"][0]["name"].removeprefix("hzz_"),
+        mu=float(bestfit[poi]),
+        mu_error=float(errors[poi]),
+        significance_observed=_significance(float(p0_obs)),
+        significance_expected=_significance(float(p0_exp)),
+        cls_mu1=float(cls_obs),
+        cls_mu1_expected=float(cls_exp),
+        pulls=pulls,
+        parameters=parameters,
+        prefit_yields={
+            **{k: float(v.sum()) for k, v in pre.items()},
+            "data": float(observed.sum()),
+        },
+        postfit_yields={k: float(v.sum()) for k, v in post.items()},
+        notes=list(notes),
+        postfit_bins={k: [float(x) for x in v] for k, v in post.items()},
+        postfit_error=[float(x) for x in _total_error(model, bestfit, covariance)],
+    )
+
+
+def fit_notes(document: HistogramDocument) -> list[str]:
+    """What the reader of the fit must know about its inputs (stand-ins, missing samples)."""
+    notes = []
+    if document.generated:
+        labels = sorted({g.label for n in document.generated if (g := document.group_of(n))})
+        notes.append(
+            "simulated stand-ins for "
+            + ", ".join(labels)
+            + ": their yields are calibrated to the published ones, their m4l shapes are "
+            "not the real ones; the fit is a demonstration, not a measurement"
+        )
+    if document.missing:
+        labels = sorted({g.label for n in document.missing if (g := document.group_of(n))})
+        notes.append("missing, not in the model: " + ", ".join(labels or document.missing))
+    return notes
+
+
+def fit_document(
+    document: HistogramDocument, model: Model = "systematics"
+) -> tuple[FitResult, dict[str, Any]]:
+    """Build the model from the document alone and fit it: the result and the workspace."""
+    spec = workspace_spec(document, model)
+    return fit_spec(spec, fit_notes(document)), spec
