@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         HZZError,
         InputError,
         MissingFileError,
+        RemoteReadError,
         RunFailure,
         SampleFileError,
     )
@@ -58,6 +59,7 @@ _WHERE = {
     "SampleFileError": "errors",
     "MissingFileError": "errors",
     "EventsLostError": "errors",
+    "RemoteReadError": "errors",
 }
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "Inspection",
     "MissingFileError",
     "Release",
+    "RemoteReadError",
     "RunFailure",
     "SampleFileError",
     "SampleResult",
