@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         HZZError,
         InputError,
         MissingFileError,
+        RemoteReadError,
         RunFailure,
         SampleFileError,
     )
@@ -60,6 +61,7 @@ _WHERE = {
     "SampleFileError": "errors",
     "MissingFileError": "errors",
     "EventsLostError": "errors",
+    "RemoteReadError": "errors",
     # The statistical model (pyhf): loaded on first use only, never on the workers.
     "FitError": "fit",
     "FitResult": "fit",
@@ -80,6 +82,7 @@ __all__ = [
     "Inspection",
     "MissingFileError",
     "Release",
+    "RemoteReadError",
     "RunFailure",
     "SampleFileError",
     "SampleResult",

@@ -26,7 +26,7 @@ import dask
 from .accounting import assemble_document, leave_out, read_failures
 from .catalogue import Release, load_release
 from .errors import SampleFileError
-from .files import inspect_file
+from .files import FileInfo, as_sample, inspect_files
 from .graph import AnalysisGraph, graph_from_files
 from .inputs import Inspection, locate_samples, resolve_locations, sort_inspected
 from .partitions import DEFAULT_STEP_SIZE
@@ -68,9 +68,12 @@ def inspect(
     skip_bad_files: bool = False,
     open_options: Mapping[str, Any] | None = None,
     compute: Compute | None = None,
+    known: Mapping[str, FileInfo] | None = None,
+    readers: int | None = None,
 ) -> Inspection:
     """Find each chosen sample's file and open its header (entries, branches, basket
-    boundaries, stand-in mark), as Dask tasks: many files in parallel.
+    boundaries, stand-in mark), as Dask tasks: many files in parallel, each task
+    several files at once (``analysis.files.inspect_files``).
 
     ``data``: base URLs or local directories laid out like the release's server,
     searched in order (default: the release's HTTPS server). ``samples`` and ``groups``
@@ -78,6 +81,9 @@ def inspect(
     MissingFileError unless ``allow_missing``; an unusable file raises SampleFileError
     unless ``skip_bad_files`` (it is then listed in the result with its cause).
     ``open_options`` go to ``uproot.open`` here and when the events are read.
+    ``known``: inspections made before, by location, taken as they are (the caller
+    knows the files did not change): their headers are not opened again. ``readers``:
+    the threads the tasks run on (default: the active scheduler's).
     """
     rel = _release(release)
     if data is None:
@@ -88,13 +94,25 @@ def inspect(
     chosen = rel.select(list(samples) if samples else None, list(groups) if groups else None)
     located, missing = locate_samples(chosen, locations, allow_missing)
     options = dict(open_options or {})
+    known = known or {}
+    todo = [(s, loc) for s, loc in located if loc not in known]
+    # Two tasks per reader thread: files spread evenly, a slow file holds few others.
+    tasks_wanted = 2 * (active_threads() if readers is None else max(1, readers))
+    per_task = max(1, -(-len(todo) // tasks_wanted))
     tasks = [
-        dask.delayed(inspect_file, pure=False)(
-            sample.name, location, rel.tree, branches_for(sample, rel), options
+        dask.delayed(inspect_files, pure=False)(
+            [(s.name, loc) for s, loc in batch],
+            rel.tree,
+            [branches_for(s, rel) for s, _ in batch],
+            options,
         )
-        for sample, location in located
+        for batch in (todo[i : i + per_task] for i in range(0, len(todo), per_task))
     ]
-    inspected = (compute or dask_compute)(tasks) if tasks else []
+    batches = (compute or dask_compute)(tasks) if tasks else []
+    fresh = iter([info for batch in batches for info in batch])  # in the order of todo
+    inspected = [
+        as_sample(known[loc], s.name) if loc in known else next(fresh) for s, loc in located
+    ]
     return sort_inspected(rel, inspected, missing, allow_missing, skip_bad_files, options)
 
 

@@ -39,5 +39,15 @@ class MissingFileError(SampleFileError):
     """A sample's file is absent from every location searched."""
 
 
+class RemoteReadError(RunFailure):
+    """A remote file's server failed (after retries): the file itself may be fine."""
+
+    def __init__(self, sample: str, location: str, reason: str) -> None:
+        super().__init__(f"{sample}: cannot read {location}: {reason}")
+        self.sample = sample
+        self.location = location
+        self.reason = reason
+
+
 class EventsLostError(RunFailure):
     """Fewer events were read than the files hold: a partition was lost."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from .catalogue import Release, Sample, is_remote, join, locate
 from .document import SkippedFile
-from .errors import InputError, MissingFileError, SampleFileError
+from .errors import InputError, MissingFileError, RemoteReadError, SampleFileError
 from .files import FileInfo
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,8 @@ def sort_inspected(
             raise MissingFileError(info.sample, info.location, info.error or "file not found")
         elif info.error is not None and skip_bad_files:
             inspection.skipped.append(SkippedFile(info.sample, info.location, info.error))
+        elif info.error is not None and info.unreachable:
+            raise RemoteReadError(info.sample, info.location, info.error)
         elif info.error is not None:
             raise SampleFileError(info.sample, info.location, info.error)
         else:

@@ -19,3 +19,18 @@ DEFAULT_RETRIES = 3
 
 #: Seconds to wait for a server to connect or answer (``--timeout``).
 DEFAULT_TIMEOUT_S = 30.0
+
+#: Where ``hzz run`` keeps the inspections of remote files between runs
+#: (``cluster.access.inspected``): env HZZ_INSPECTION_CACHE, "off" for none.
+INSPECTION_CACHE_ENV = "HZZ_INSPECTION_CACHE"
+
+
+def inspection_cache_dir() -> str | None:
+    """The directory of kept inspections (None: not kept), from the environment."""
+    import os
+
+    chosen = os.environ.get(INSPECTION_CACHE_ENV)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "none", "0") else chosen
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "hzz", "inspected")

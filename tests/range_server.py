@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -65,6 +67,24 @@ class RangeFileServer(ThreadingHTTPServer):
         self.traffic = Traffic()
         # path -> bytes after which the first GET of that path drops the connection
         self.cut_first_get: dict[str, int] = {}
+        # Every Nth range request fails, in turn with a connection reset and a 503
+        # (0: none; 1: every one, always a 503).
+        self.fail_every = 0
+        self._ranges_seen = 0
+        self.failures_sent = 0
+
+    def next_range_fails(self) -> str | None:
+        """None, or how the range request just received fails: "reset" or "503"."""
+        if self.fail_every <= 0:
+            return None
+        with self.traffic.lock:
+            self._ranges_seen += 1
+            if self._ranges_seen % self.fail_every:
+                return None
+            self.failures_sent += 1
+            if self.fail_every == 1:
+                return "503"
+            return "reset" if self.failures_sent % 2 else "503"
 
     @property
     def url(self) -> str:
@@ -105,9 +125,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("Content-Length", str(target.stat().st_size))
+        self._send_identity(target)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
+
+    def _send_identity(self, target: Path) -> None:
+        """ETag and Last-Modified, as a real file server sends them (they change with
+        the file; clients keep what they learnt of a file while they stay the same)."""
+        stat = target.stat()
+        self.send_header("ETag", f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
+        self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
 
     def do_GET(self) -> None:
         path = self._count_request()
@@ -122,6 +150,16 @@ class _Handler(BaseHTTPRequestHandler):
         if header:
             with self.server.traffic.lock:
                 self.server.traffic.ranges.append((path, header))
+        failure = self.server.next_range_fails() if match else None
+        if failure == "reset":
+            self.close_connection = True
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )  # closed with a RST, as a server or proxy that drops the request
+            return
+        if failure == "503":
+            self.send_error(503, "Service Unavailable")
+            return
         if match and (match.group(1) or match.group(2)):
             first, last = match.group(1), match.group(2)
             if first:
@@ -278,8 +316,10 @@ if __name__ == "__main__":
     parser.add_argument("root", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fail-every", type=int, default=0, help="every Nth range fails")
     args = parser.parse_args()
     server = RangeFileServer(args.root, args.host, args.port)
+    server.fail_every = args.fail_every
     server.RequestHandlerClass = _TrafficHandler
     print(server.url, flush=True)
     server.serve_forever()

@@ -8,9 +8,13 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .broker import add_broker_arguments, publish_saved
 from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, names, step_size
+
+#: Threads of each local worker process when the data are remote (one otherwise).
+REMOTE_THREADS_PER_WORKER = 2
 
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -173,9 +177,13 @@ def run_command(args: argparse.Namespace) -> int:
     # is written.
     from cluster.runtime.clusters import BackgroundClient
 
+    # Reading remote files, a worker's second thread computes one partition while the
+    # first waits for the next one's bytes: the link and the cores are busy together.
+    threads = REMOTE_THREADS_PER_WORKER if any(is_remote(loc) for loc in locations) else 1
     cluster = BackgroundClient(
         args.scheduler,
         args.workers,
+        threads_per_worker=threads,
         dashboard_address=args.dashboard,
         connect_timeout_s=args.worker_timeout,
     )
@@ -195,10 +203,15 @@ def run_command(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
         )
         try:
-            client = cluster.client()
-            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+
+            def connect() -> Any:
+                client = cluster.client()
+                print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+                return client
+
             threading.Thread(target=importlib.import_module, args=("analysis.plot",)).start()
-            result = run_analysis(client, release, options)
+            # Remote files are checked while the cluster starts.
+            result = run_analysis(connect, release, options)
         except MissingFileError as err:
             err.add_note(
                 "--allow-missing goes on without the samples whose file is absent; "

@@ -8,7 +8,9 @@ workers and shown with a progress bar, and the result written to disk.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +24,16 @@ from analysis.errors import RunFailure
 from analysis.inputs import resolve_locations
 from analysis.outputs import write_new
 from cluster.access.cache import prepare_locations
-from cluster.access.remote import DEFAULT_TIMEOUT_S, uproot_open_options
+from cluster.access.inspected import InspectionCache
+from cluster.access.remote import DEFAULT_TIMEOUT_S, check_reachable, uproot_open_options
+from cluster.defaults import inspection_cache_dir
 
 from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
 
 if TYPE_CHECKING:
     from analysis.fit import FitResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +50,14 @@ class RunOptions:
     worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S  # longest wait with no worker
     cache_dir: Path | None = None  # fetch remote files here first (--cache)
     timeout_s: float = DEFAULT_TIMEOUT_S  # wait for a remote server (--timeout)
+    #: Inspections of remote files kept between runs (None: not kept); default from
+    #: the environment (``cluster.defaults.inspection_cache_dir``).
+    inspection_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.inspection_cache is None:
+            chosen = inspection_cache_dir()
+            self.inspection_cache = Path(chosen) if chosen else None
 
 
 class WatchedCompute:
@@ -73,27 +87,58 @@ class WatchedCompute:
                 ) from err
 
 
-def run_analysis(client: Client, release: Release, options: RunOptions) -> analysis.AnalysisResult:
+def run_analysis(
+    client: Client | Callable[[], Client], release: Release, options: RunOptions
+) -> analysis.AnalysisResult:
     """``analysis.run`` on ``client``: remote files checked (or cached) first, then the
     files inspected and every event read on the workers, watched for lost workers.
-    The partitions are spread over the threads of ``client`` (the default client)."""
+    The partitions are spread over the threads of ``client`` (the default client).
+
+    ``client`` may be a function that waits for the client (a cluster starting): the
+    remote files are checked meanwhile, their HEAD requests all at once, so that the
+    round trips cost nothing while the workers boot. A remote file whose size, ETag and
+    Last-Modified are those of an inspection kept from an earlier run is not opened to
+    be inspected again (``cluster.access.inspected``).
+    """
     chosen = release.select(options.samples, options.groups)
     locations = resolve_locations(options.locations)
-    # Remote files: checked (one HEAD each) or, with --cache, fetched; never hung on.
-    locations = prepare_locations(
-        chosen, locations, options.cache_dir, options.timeout_s, options.show_progress
-    )
-    return analysis.run(
+    began = time.monotonic()
+    remote: dict = {}
+    if options.cache_dir is None:
+        # One HEAD per remote file, all at once; never hung on (--timeout).
+        remote = check_reachable(chosen, locations, options.timeout_s)
+    else:  # --cache: remote files fetched first, then read as local files
+        locations = prepare_locations(
+            chosen, locations, options.cache_dir, options.timeout_s, options.show_progress
+        )
+    log.info("remote files checked: %d in %.2f s", len(remote), time.monotonic() - began)
+    kept = InspectionCache(options.inspection_cache) if options.inspection_cache else None
+    known = kept.known(remote) if kept is not None else {}
+    if callable(client) and not isinstance(client, Client):
+        client = client()
+    compute = WatchedCompute(client, options.worker_timeout_s, options.show_progress)
+    open_options = uproot_open_options(options.timeout_s)
+    inspection = analysis.inspect(
         data=locations,
         release=release,
         samples=options.samples,
         groups=options.groups,
         allow_missing=options.allow_missing,
         skip_bad_files=options.skip_bad_files,
-        step_size=options.step_size,
-        open_options=uproot_open_options(options.timeout_s),
-        compute=WatchedCompute(client, options.worker_timeout_s, options.show_progress),
+        open_options=open_options,
+        compute=compute,
+        known=known,
     )
+    if kept is not None:
+        fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
+        kept.keep(fresh, remote)
+    graph = analysis.build(inspection, options.step_size)
+    outputs = graph.outputs()
+    width = len(outputs[0])
+    # One flat list, one compute: every file is read once (as ``analysis.run``).
+    flat = list(compute([output for sample_outputs in outputs for output in sample_outputs]))
+    computed = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
+    return analysis.collect(graph, computed, options.skip_bad_files)
 
 
 def write_outputs(

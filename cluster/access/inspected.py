@@ -1,0 +1,92 @@
+"""Inspections of remote files kept between runs: a second run opens no file header.
+
+Opening a remote ROOT file's tree takes three dependent requests (the file header, the
+directory, the tree's metadata): at 100 ms round trip a third of a second per file,
+minutes for thousands. What the inspection learns (entries, basket boundaries, the
+branches' form, the stand-in mark) does not change while the file does not, so it is
+kept here, one small JSON file per URL, with what identified the file when it was
+inspected: its size and the server's ETag and Last-Modified (the HEAD every run makes
+anyway, ``cluster.access.remote.check_reachable``). A file whose answer differs, or
+whose server gives neither header, is inspected again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from analysis.files import FileInfo
+
+from .remote import RemoteFile
+
+log = logging.getLogger(__name__)
+
+#: Bumped when what an inspection records changes: older entries are then ignored.
+FORMAT = 1
+
+
+class InspectionCache:
+    """FileInfos of remote files under ``directory``, by URL and file identity."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, url: str) -> Path:
+        return self.directory / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
+
+    def known(self, files: Mapping[str, RemoteFile]) -> dict[str, FileInfo]:
+        """The kept inspections of ``files`` (by URL) that are still current."""
+        found: dict[str, FileInfo] = {}
+        for url, remote in files.items():
+            identity = remote.identity
+            if identity is None:
+                continue
+            try:
+                entry = json.loads(self._path(url).read_text())
+            except (OSError, ValueError):
+                continue
+            if entry.get("format") != FORMAT or entry.get("url") != url:
+                continue
+            if entry.get("identity") != identity:
+                continue
+            fields = dict(entry["info"])
+            fields["boundaries"] = tuple(fields.get("boundaries", ()))
+            try:
+                found[url] = FileInfo(**fields)
+            except TypeError:  # written by another version of FileInfo
+                continue
+        return found
+
+    def keep(self, infos: Iterable[FileInfo], files: Mapping[str, RemoteFile]) -> int:
+        """Keep the usable ``infos`` of identified remote files; how many were written."""
+        written = 0
+        for info in infos:
+            remote = files.get(info.location)
+            if not info.usable or remote is None or remote.identity is None:
+                continue
+            entry = {
+                "format": FORMAT,
+                "url": info.location,
+                "identity": remote.identity,
+                "info": dataclasses.asdict(info),
+            }
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                path = self._path(info.location)
+                # Written whole, then renamed: a reader never sees half an entry.
+                with tempfile.NamedTemporaryFile(
+                    "w", dir=self.directory, suffix=".tmp", delete=False
+                ) as tmp:
+                    json.dump(entry, tmp)
+                os.replace(tmp.name, path)
+                written += 1
+            except OSError as err:  # a read-only home: the run goes on, uncached
+                log.warning("cannot keep the inspection of %s: %s", info.location, err)
+                break
+        return written
