@@ -1,10 +1,51 @@
-"""Defaults the command line shows in its help, apart from the modules that use them.
+"""The one place for defaults and environment variables.
 
-Building ``hzz --help`` (and every command's parser) then imports neither pika,
-requests nor the analysis: ``hzz run`` starts its cluster sooner.
+The defaults the command line shows in its help live here, apart from the modules that
+use them: building ``hzz --help`` (and every command's parser) then imports neither
+pika, requests nor the analysis, and ``hzz run`` starts its cluster sooner. Every
+environment variable hzz reads is listed in ``ENVIRONMENT`` and read once per process,
+by ``setting``.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+
+#: Every environment variable hzz reads, and what it sets.
+ENVIRONMENT = {
+    "HZZ_DATA": "hzz run: data locations, comma-separated (as --data)",
+    "HZZ_SCHEDULER": "hzz run: a running Dask scheduler (as --scheduler)",
+    "HZZ_BROKER": "the broker URL (as --broker; prefer HZZ_BROKER_FILE)",
+    "HZZ_BROKER_FILE": "a file holding the broker URL, e.g. a swarm secret",
+    "HZZ_BROKER_CA": "amqps://: the CA file that signed the broker's certificate",
+    "HZZ_BROKER_CERT": "amqps://: this client's certificate file",
+    "HZZ_BROKER_KEY": "amqps://: this client's key file",
+    "HZZ_EXCHANGE": "the exchange documents are published to (as --exchange)",
+    "HZZ_QUEUE": "the queue the plotter consumes (as --queue)",
+    "HZZ_CLUSTER_DIR": "hzz cluster: where its state and logs are kept (as --dir)",
+    "HZZ_INSPECTION_CACHE": "hzz run: where inspections of remote files are kept; off: none",
+    "XDG_CACHE_HOME": "the user's cache directory (default ~/.cache)",
+    "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK": "tests only: seconds the plotter waits before an ack",
+}
+
+
+@functools.cache
+def environment() -> Mapping[str, str]:
+    """The variables of ``ENVIRONMENT`` that this process's environment sets, read once:
+    a value cannot change under a running command. (Tests that change the environment
+    in-process call ``environment.cache_clear()``.)"""
+    return MappingProxyType({name: os.environ[name] for name in ENVIRONMENT if name in os.environ})
+
+
+def setting(name: str, default: str | None = None) -> str | None:
+    """The value of the environment variable ``name`` (one of ``ENVIRONMENT``)."""
+    if name not in ENVIRONMENT:
+        raise KeyError(f"{name} is not an environment variable hzz reads")
+    return environment().get(name, default)
+
 
 #: The broker of the single-machine set-up (RabbitMQ's default guest account).
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -27,10 +68,8 @@ INSPECTION_CACHE_ENV = "HZZ_INSPECTION_CACHE"
 
 def inspection_cache_dir() -> str | None:
     """The directory of kept inspections (None: not kept), from the environment."""
-    import os
-
-    chosen = os.environ.get(INSPECTION_CACHE_ENV)
+    chosen = setting(INSPECTION_CACHE_ENV)
     if chosen is not None:
         return None if chosen.strip().lower() in ("", "off", "none", "0") else chosen
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = setting("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hzz", "inspected")

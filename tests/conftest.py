@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,14 @@ def fake_mirror(tmp_path: Path, mirror: Path) -> Path:
         for real in (mirror / folder).iterdir():
             os.symlink(real, tmp_path / folder / real.name)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def environment_read_afresh() -> Iterator[None]:
+    """hzz reads its environment variables once per process (``cluster.defaults``); a
+    test that sets them in this process sees them as a new process would."""
+    from cluster.defaults import environment
+
+    environment.cache_clear()
+    yield
+    environment.cache_clear()

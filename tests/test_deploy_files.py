@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster.defaults import environment
 from cluster.service.amqp import BROKER_FILE_ENV, BrokerConfigError, broker_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +150,7 @@ def test_broker_url_is_read_from_the_secret_file(
     assert broker_url() == "amqp://hzz:s3cret@rabbitmq:5672/%2F"
     assert broker_url("amqp://explicit/") == "amqp://explicit/"
     monkeypatch.setenv("HZZ_BROKER", "amqp://from-env/")
+    environment.cache_clear()  # as a new process would read it
     assert broker_url() == "amqp://from-env/"
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cluster.defaults import setting
 
 from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter
 
@@ -36,13 +37,13 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
         )
     parser.add_argument(
         "--exchange",
-        default=os.environ.get("HZZ_EXCHANGE", DEFAULT_EXCHANGE),
+        default=setting("HZZ_EXCHANGE", DEFAULT_EXCHANGE),
         help="exchange documents are published to; its dead-letter exchange is "
         "EXCHANGE.dlx (env HZZ_EXCHANGE)",
     )
     parser.add_argument(
         "--queue",
-        default=os.environ.get("HZZ_QUEUE", DEFAULT_QUEUE),
+        default=setting("HZZ_QUEUE", DEFAULT_QUEUE),
         help="queue of the plotting service; its dead-letter queue is QUEUE.dead (env HZZ_QUEUE)",
     )
     parser.add_argument(

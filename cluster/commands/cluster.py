@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from cluster.defaults import setting
 
 from .broker import add_broker_arguments
 from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
@@ -32,7 +33,7 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument(
             "--dir",
             type=Path,
-            default=Path(os.environ.get("HZZ_CLUSTER_DIR", DEFAULT_DIR)),
+            default=Path(setting("HZZ_CLUSTER_DIR", DEFAULT_DIR)),
             help="state directory: state.json (pids, addresses) and logs/ (env HZZ_CLUSTER_DIR)",
         )
         return sub

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from cluster.defaults import setting
 
 from .broker import add_broker_arguments, publish_saved
 from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, names, step_size
@@ -65,7 +66,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        default=os.environ.get("HZZ_SCHEDULER"),
+        default=setting("HZZ_SCHEDULER"),
         help="address of a running Dask scheduler, e.g. tcp://scheduler:8786 "
         "(env HZZ_SCHEDULER); default: start a local cluster",
     )
@@ -142,7 +143,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 def _locations(args: argparse.Namespace, default: str) -> list[str]:
     if args.data:
         return list(args.data)
-    env = os.environ.get("HZZ_DATA")
+    env = setting("HZZ_DATA")
     if env:
         return [part.strip() for part in env.split(",") if part.strip()]
     return [default]
@@ -231,7 +232,7 @@ def run_command(args: argparse.Namespace) -> int:
     print(result.yields_table())
     if args.fit:  # the fit is made where the figure is drawn: here, or by the plotter
         document.figure = replace(document.figure, fit=True)
-    if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
+    if args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"):
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
         return publish_saved(saved, document.to_json(), args)

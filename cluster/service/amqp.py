@@ -11,7 +11,6 @@ start first and a message is never published into a void. Default topology:
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from analysis.errors import InputError, RunFailure
-from cluster.defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+from cluster.defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL, setting
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +77,10 @@ class BrokerConfigError(InputError):
 def broker_url(explicit: str | None = None) -> str:
     """``explicit``, else env ``HZZ_BROKER``, else the URL in the file named by env
     ``HZZ_BROKER_FILE``, else the local default broker."""
-    url = explicit or os.environ.get("HZZ_BROKER")
+    url = explicit or setting("HZZ_BROKER")
     if url:
         return url
-    path = os.environ.get(BROKER_FILE_ENV)
+    path = setting(BROKER_FILE_ENV)
     return read_url_file(Path(path)) if path else DEFAULT_URL
 
 
@@ -151,9 +150,9 @@ def tls_options(url: str) -> pika.SSLOptions:
     A CA, certificate or key file that cannot be loaded is BrokerUnavailable naming
     the variable and file: retrying cannot help.
     """
-    ca_file = os.environ.get(TLS_CA_ENV) or None
-    cert_file = os.environ.get(TLS_CERT_ENV) or None
-    key_file = os.environ.get(TLS_KEY_ENV) or None
+    ca_file = setting(TLS_CA_ENV) or None
+    cert_file = setting(TLS_CERT_ENV) or None
+    key_file = setting(TLS_KEY_ENV) or None
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ValueError) as err:

@@ -32,7 +32,7 @@ from pika.spec import Basic, BasicProperties
 from analysis.document import HistogramDocument
 from analysis.outputs import write_new
 from analysis.result import AnalysisResult
-from cluster.defaults import DEFAULT_MAX_BYTES
+from cluster.defaults import DEFAULT_MAX_BYTES, setting
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
 from .heartbeat import WORKING, Heartbeat
@@ -75,7 +75,7 @@ class Plotter:
         self._stop = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self.heartbeat = Heartbeat(options.health_file)
-        pause = os.environ.get(PAUSE_ENV)
+        pause = setting(PAUSE_ENV)
         self._pause_before_ack = float(pause) if pause else 0.0
         quiet_pika()
 
