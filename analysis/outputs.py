@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .errors import RunFailure
+
 STEM_FORMAT = "plot_%d_%m_%y-%H-%M"
 MAX_SUFFIX = 10_000
 
@@ -55,8 +57,10 @@ def write_new(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     base = stem_for(when or datetime.now(UTC))
-    temps = {ext: _write_temp(directory, data) for ext, data in contents.items()}
+    temps: dict[str, Path] = {}
     try:
+        for ext, data in contents.items():  # inside the try: a full disk leaves no part
+            temps[ext] = _write_temp(directory, data)
         for n in range(1, MAX_SUFFIX):
             stem = base if n == 1 else f"{base}_{n}"
             targets = {ext: directory / f"{stem}{ext}" for ext in contents}
@@ -70,7 +74,8 @@ def write_new(
                     path.unlink()
                 continue
             return targets
-        raise FileExistsError(f"no free name for {base} in {directory}")
+        # Not an OSError: the directory is fine, the time has every name taken.
+        raise RunFailure(f"no free name for {base} in {directory} ({MAX_SUFFIX} taken)")
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)

@@ -19,3 +19,6 @@ DEFAULT_RETRIES = 3
 
 #: Seconds to wait for a server to connect or answer (``--timeout``).
 DEFAULT_TIMEOUT_S = 30.0
+
+#: Longest the plotting service spends drawing one figure (a figure takes about 1-3 s).
+DEFAULT_RENDER_TIMEOUT_S = 60.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,8 @@ from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter
 
 if TYPE_CHECKING:
     from cluster.service.amqp import Topology
+
+log = logging.getLogger("hzz")
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
@@ -52,6 +55,24 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
         default=30.0,
         help="give up connecting/publishing after this long (publishing only)",
     )
+
+
+def warn_password_in_argv(url: str | None) -> None:
+    """A password given with --broker is readable by every local user (``ps``) for as
+    long as the process runs: say so, and where it belongs instead."""
+    from urllib.parse import urlsplit
+
+    if url is None:
+        return
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        log.warning(
+            "the --broker URL holds a password, readable by every local user (ps) while "
+            "this runs; give the URL in a file named by HZZ_BROKER_FILE (or in HZZ_BROKER)"
+        )
 
 
 def _topology(args: argparse.Namespace) -> Topology:
@@ -103,7 +124,7 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.defaults import DEFAULT_MAX_BYTES
+    from cluster.defaults import DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
 
     parser = subparsers.add_parser(
         "plotter",
@@ -137,6 +158,14 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         help="with --once: give up after this long without a message (default: wait)",
     )
     parser.add_argument(
+        "--render-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_RENDER_TIMEOUT_S,
+        help="longest time to draw one figure; a document that takes longer is "
+        "dead-lettered (the figure is drawn in a child process, the service goes on)",
+    )
+    parser.add_argument(
         "--health-file",
         metavar="FILE",
         default=None,
@@ -153,6 +182,9 @@ def plotter_command(args: argparse.Namespace) -> int:
 
     if args.max_bytes < 1:
         raise InputError("--max-bytes must be positive")
+    if not args.render_timeout > 0:
+        raise InputError("--render-timeout must be positive")
+    warn_password_in_argv(args.broker)
     url = broker_url(args.broker)  # BrokerConfigError: bad input
     options = PlotterOptions(
         url=url,
@@ -162,5 +194,6 @@ def plotter_command(args: argparse.Namespace) -> int:
         once=args.once,
         timeout_s=args.timeout,
         health_file=Path(args.health_file) if args.health_file else None,
+        render_timeout_s=args.render_timeout,
     )
     return serve(options)
