@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .graph import AnalysisGraph
     from .inputs import Inspection
     from .result import AnalysisResult
+    from .validation import validate_document
 
 #: Each public name and the module it lives in.
 _WHERE = {
@@ -58,6 +59,7 @@ _WHERE = {
     "SampleFileError": "errors",
     "MissingFileError": "errors",
     "EventsLostError": "errors",
+    "validate_document": "validation",
 }
 
 __all__ = [
@@ -79,6 +81,7 @@ __all__ = [
     "inspect",
     "load_release",
     "run",
+    "validate_document",
 ]
 
 

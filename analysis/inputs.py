@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from .catalogue import Release, Sample, is_remote, join, locate
 from .document import SkippedFile
 from .errors import InputError, MissingFileError, SampleFileError
 from .files import FileInfo
+from .sanity import branch_kind_problem
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ def sort_inspected(
     ``skip_bad_files``), or no usable file at all."""
     inspection = Inspection(release, {}, list(missing), [], dict(open_options or {}))
     for info in inspected:
+        if info.usable:  # a readable file can still hold branches of the wrong type
+            problem = branch_kind_problem(release, info.form)
+            if problem is not None:
+                info = replace(info, error=problem)
         if info.missing and allow_missing:
             inspection.missing.append(info.sample)
         elif info.missing:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import RunFailure
+from .errors import InputError, RunFailure
 
 STEM_FORMAT = "plot_%d_%m_%y-%H-%M"
 MAX_SUFFIX = 10_000
@@ -23,6 +23,32 @@ MAX_SUFFIX = 10_000
 def stem_for(when: datetime) -> str:
     """``plot_dd_mm_yy-HH-MM`` for ``when`` in UTC."""
     return when.astimezone(UTC).strftime(STEM_FORMAT)
+
+
+#: Free bytes an output directory needs at the start of a run (a figure is ~100 kB).
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
+def check_writable(directory: Path | str, what: str = "--out") -> Path:
+    """The output directory, made if needed, once it is known to take files: InputError
+    naming it if it is not a directory, cannot be written or has no room. Checked before
+    a run starts, so that an output fault does not show only after the computation."""
+    directory = Path(directory)
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise InputError(f"{what} {directory}: exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".tmp-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+        stats = os.statvfs(directory)
+    except OSError as err:
+        raise InputError(f"{what} {directory}: cannot write there: {err.strerror or err}") from err
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise InputError(f"{what} {directory}: only {free} bytes free on its file system")
+    return directory
 
 
 def _umask() -> int:

@@ -158,6 +158,9 @@ def run_command(args: argparse.Namespace) -> int:
     except RemoteAccessError as err:
         raise InputError(f"--data {err}") from err
     release.select(args.samples, args.groups)  # an unknown name: InputError
+    from analysis.outputs import check_writable
+
+    check_writable(Path(args.out))  # before the cluster starts, not after the computation
 
     # The worker processes boot while this process imports the analysis; matplotlib
     # is imported while the workers compute; the cluster shuts down while the figure
@@ -203,9 +206,17 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
 
+    from analysis.document import DocumentError
+    from analysis.validation import validate_document
     from cluster.runtime.run import write_document, write_outputs
 
     document = result.document
+    try:  # what the plotting service would reject is neither written nor published
+        validate_document(document)
+    except DocumentError as err:
+        failure = InputError(f"the run's histogram document is not valid: {err}")
+        failure.add_note("nothing written")
+        raise failure from err
     print(result.yields_table())
     if args.broker or os.environ.get("HZZ_BROKER") or os.environ.get("HZZ_BROKER_FILE"):
         saved = write_document(document, Path(args.out))

@@ -95,13 +95,23 @@ def run_analysis(client: Client, release: Release, options: RunOptions) -> analy
 
 def write_outputs(result: analysis.AnalysisResult, out_dir: Path) -> dict[str, Path]:
     """The PNG and the JSON document side by side, with one timestamped stem."""
-    return write_new(
-        out_dir,
-        {".png": result.to_png(), ".json": result.to_json()},
-        when=result.document.created,
-    )
+    try:
+        png = result.to_png()
+    except Exception as err:  # the figure code on a validated document: say so, no traceback
+        raise RunFailure(f"drawing the figure failed: {type(err).__name__}: {err}") from err
+    return _write(out_dir, {".png": png, ".json": result.to_json()}, result.document)
 
 
 def write_document(document: HistogramDocument, out_dir: Path) -> Path:
     """Only the JSON document: with ``--broker`` the plotting service draws the PNG."""
-    return write_new(out_dir, {".json": document.to_json()}, when=document.created)[".json"]
+    return _write(out_dir, {".json": document.to_json()}, document)[".json"]
+
+
+def _write(
+    out_dir: Path, contents: dict[str, bytes], document: HistogramDocument
+) -> dict[str, Path]:
+    """``write_new``; an OS error (full, read-only) names the directory, nothing is left."""
+    try:
+        return write_new(out_dir, contents, when=document.created)
+    except OSError as err:
+        raise RunFailure(f"writing to --out {out_dir}: {err.strerror or err}") from err
