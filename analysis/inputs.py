@@ -21,6 +21,7 @@ from .catalogue import Release, Sample, is_remote, join, locate
 from .document import SkippedFile
 from .errors import InputError, MissingFileError, SampleFileError
 from .files import FileInfo
+from .redaction import redact_urls
 from .sanity import branch_kind_problem
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,9 @@ def sort_inspected(
         elif info.missing:
             raise MissingFileError(info.sample, info.location, info.error or "file not found")
         elif info.error is not None and skip_bad_files:
-            inspection.skipped.append(SkippedFile(info.sample, info.location, info.error))
+            inspection.skipped.append(
+                SkippedFile(info.sample, redact_urls(info.location), redact_urls(info.error))
+            )
         elif info.error is not None:
             raise SampleFileError(info.sample, info.location, info.error)
         else:

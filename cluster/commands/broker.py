@@ -81,6 +81,30 @@ def _topology(args: argparse.Namespace) -> Topology:
     return Topology(exchange=args.exchange, queue=args.queue)
 
 
+def resend_command(path: Path, args: argparse.Namespace) -> str:
+    """The ``hzz publish`` command that sends ``path`` where this command sent it.
+
+    A broker URL given with a password is not repeated (it would be printed): the
+    command then says to give the URL through the environment or a secret file."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    from cluster.service.amqp import redact
+
+    words = ["hzz", "publish", str(path), "--exchange", args.exchange, "--queue", args.queue]
+    where = ""
+    if args.broker:
+        try:
+            secret = urlsplit(args.broker).password is not None
+        except ValueError:
+            secret = True
+        if secret:
+            where = f" (with the broker URL {redact(args.broker)} in HZZ_BROKER or HZZ_BROKER_FILE)"
+        else:
+            words += ["--broker", args.broker]
+    return shlex.join(words) + where
+
+
 def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
     """Publish a document saved at ``path``; on failure say where it is kept."""
     from analysis.errors import RunFailure
@@ -92,7 +116,7 @@ def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
         sent = publish(body, url, _topology(args), args.broker_timeout)
     except (BrokerConfigError, BrokerUnavailable) as err:
         failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
-        failure.add_note(f"document kept at {path}; resend with: hzz publish {path}")
+        failure.add_note(f"document kept at {path}; resend with: {resend_command(path, args)}")
         raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
     return EXIT_OK
@@ -114,10 +138,18 @@ def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
 def publish_command(args: argparse.Namespace) -> int:
     from analysis.document import DocumentError, from_json
     from analysis.errors import InputError
+    from analysis.validation import check_limits
+    from cluster.defaults import DEFAULT_MAX_BYTES
 
     try:
-        body = args.file.read_bytes()
-        from_json(body)
+        with args.file.open("rb") as handle:  # never more than the plotter accepts
+            body = handle.read(DEFAULT_MAX_BYTES + 1)
+        if len(body) > DEFAULT_MAX_BYTES:
+            raise InputError(
+                f"{args.file}: larger than {DEFAULT_MAX_BYTES} bytes, the plotting service's "
+                "limit (--max-bytes)"
+            )
+        check_limits(from_json(body))
     except (OSError, DocumentError) as err:
         raise InputError(f"{args.file}: {err}") from err
     return publish_saved(args.file, body, args)

@@ -88,8 +88,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dashboard",
         metavar="ADDRESS",
-        default=":8787",
-        help="dashboard address of the local cluster (':0' for any free port)",
+        default="127.0.0.1:8787",
+        help="dashboard address of the local cluster: loopback unless a host is given "
+        "(':0' any free port on loopback; '0.0.0.0:8787' every interface)",
     )
     parser.add_argument(
         "--skip-bad-files",

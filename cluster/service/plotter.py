@@ -110,17 +110,19 @@ class Plotter:
     def run(self) -> int:
         """Serve until stopped (exit 0); with ``once`` the exit code of the one message."""
         options = self.options
-        deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
-        delay = 0.25
         try:
-            return self._run(deadline, delay)
+            if not self._wait_for_output():  # before consuming anything
+                log.info("stopped")
+                return 0
+            deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+            return self._run(deadline, 0.25)
         finally:
             self.heartbeat.clear()
 
     def _run(self, deadline: float | None, delay: float) -> int:
         options = self.options
         while not self._stop.is_set():
-            if not self._wait_for_output():
+            if self._output_fault is not None and not self._wait_for_output():
                 break
             self.heartbeat.beat("connecting")
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
