@@ -95,9 +95,10 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",
-        help="leave out files that cannot be read (not ROOT, truncated, no tree or branch, "
-        "read errors), each listed with its cause on the console, in the document and on the "
-        "figure; a file with any unreadable part is left out whole. Without it a bad file "
+        help="leave out files that cannot be read or are wrong (not ROOT, truncated, no tree "
+        "or branch, read errors, branches of another type, lepton branches that disagree, NaN "
+        "or infinite values), each listed with its cause on the console, in the document and "
+        "on the figure; a file with any unreadable part is left out whole. Without it a bad file "
         "stops the run with its name and cause, exit code 2, nothing written",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
