@@ -83,7 +83,9 @@ class Broker:
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
-        self.connection = pika.BlockingConnection(pika.URLParameters(URL))
+        # No heartbeats: a test may leave this link idle for minutes while it waits for
+        # figures, and the broker would drop a link that missed them.
+        self.connection = pika.BlockingConnection(pika.URLParameters(URL + "?heartbeat=0"))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
         topology.declare(self.channel)
