@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .inputs import Inspection
     from .products import products
     from .result import AnalysisResult
+    from .validation import validate_document
 
 #: Each public name and the module it lives in.
 _WHERE = {
@@ -68,6 +69,7 @@ _WHERE = {
     "fit_document": "fit",
     "workspace_spec": "fit",
     "products": "products",
+    "validate_document": "validation",
 }
 
 __all__ = [
@@ -94,6 +96,7 @@ __all__ = [
     "load_release",
     "products",
     "run",
+    "validate_document",
     "workspace_spec",
 ]
 

@@ -18,6 +18,7 @@ from .catalogue import Release
 from .document import FigureSettings, GroupStyle, HistogramDocument, SampleResult, SkippedFile
 from .errors import EventsLostError
 from .graph import AnalysisGraph, SampleGraph
+from .redaction import redact_urls
 from .summary import SampleTotals, rows_total, totals_from_row
 
 
@@ -64,7 +65,10 @@ def leave_out(
             summaries = summaries[np.asarray(keep, dtype=bool)]
         samples.append(SampleGraph(sample_graph_.sample, good, summaries))
         outputs.append((summaries,))
-    skipped = [*graph.skipped, *(SkippedFile(f.sample, f.location, f.cause) for f in failures)]
+    skipped = [
+        *graph.skipped,
+        *(SkippedFile(f.sample, redact_urls(f.location), redact_urls(f.cause)) for f in failures),
+    ]
     return AnalysisGraph(graph.release, samples, list(graph.missing), skipped), outputs
 
 

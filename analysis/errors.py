@@ -29,7 +29,9 @@ class SampleFileError(InputError):
     """A sample's file cannot be used; the message names the file and the cause."""
 
     def __init__(self, sample: str, location: str, reason: str) -> None:
-        super().__init__(f"{sample}: cannot read {location}: {reason}")
+        from .redaction import redact_urls  # a location may carry a password
+
+        super().__init__(redact_urls(f"{sample}: cannot read {location}: {reason}"))
         self.sample = sample
         self.location = location
         self.reason = reason

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from .catalogue import Release, Sample, is_remote, join, locate
 from .document import SkippedFile
 from .errors import InputError, MissingFileError, RemoteReadError, SampleFileError
 from .files import FileInfo
+from .redaction import redact_urls
+from .sanity import branch_kind_problem
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +117,20 @@ def sort_inspected(
     ``skip_bad_files``), or no usable file at all."""
     inspection = Inspection(release, {}, list(missing), [], dict(open_options or {}))
     for info in inspected:
+        if info.usable:  # a readable file can still hold branches of the wrong type
+            problem = branch_kind_problem(release, info.form)
+            if problem is not None:
+                info = replace(info, error=problem)
         if info.missing and allow_missing:
             inspection.missing.append(info.sample)
         elif info.missing:
             raise MissingFileError(info.sample, info.location, info.error or "file not found")
         elif info.error is not None and skip_bad_files:
-            inspection.skipped.append(SkippedFile(info.sample, info.location, info.error))
+            inspection.skipped.append(
+                SkippedFile(info.sample, redact_urls(info.location), redact_urls(info.error))
+            )
         elif info.error is not None and info.unreachable:
-            raise RemoteReadError(info.sample, info.location, info.error)
+            raise RemoteReadError(info.sample, redact_urls(info.location), redact_urls(info.error))
         elif info.error is not None:
             raise SampleFileError(info.sample, info.location, info.error)
         else:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .errors import InputError, RunFailure
+
 STEM_FORMAT = "plot_%d_%m_%y-%H-%M"
 MAX_SUFFIX = 10_000
 
@@ -21,6 +23,32 @@ MAX_SUFFIX = 10_000
 def stem_for(when: datetime) -> str:
     """``plot_dd_mm_yy-HH-MM`` for ``when`` in UTC."""
     return when.astimezone(UTC).strftime(STEM_FORMAT)
+
+
+#: Free bytes an output directory needs at the start of a run (a figure is ~100 kB).
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
+def check_writable(directory: Path | str, what: str = "--out") -> Path:
+    """The output directory, made if needed, once it is known to take files: InputError
+    naming it if it is not a directory, cannot be written or has no room. Checked before
+    a run starts, so that an output fault does not show only after the computation."""
+    directory = Path(directory)
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise InputError(f"{what} {directory}: exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".tmp-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+        stats = os.statvfs(directory)
+    except OSError as err:
+        raise InputError(f"{what} {directory}: cannot write there: {err.strerror or err}") from err
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise InputError(f"{what} {directory}: only {free} bytes free on its file system")
+    return directory
 
 
 def _umask() -> int:
@@ -55,8 +83,10 @@ def write_new(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     base = stem_for(when or datetime.now(UTC))
-    temps = {ext: _write_temp(directory, data) for ext, data in contents.items()}
+    temps: dict[str, Path] = {}
     try:
+        for ext, data in contents.items():  # inside the try: a full disk leaves no part
+            temps[ext] = _write_temp(directory, data)
         for n in range(1, MAX_SUFFIX):
             stem = base if n == 1 else f"{base}_{n}"
             targets = {ext: directory / f"{stem}{ext}" for ext in contents}
@@ -70,7 +100,8 @@ def write_new(
                     path.unlink()
                 continue
             return targets
-        raise FileExistsError(f"no free name for {base} in {directory}")
+        # Not an OSError: the directory is fine, the time has every name taken.
+        raise RunFailure(f"no free name for {base} in {directory} ({MAX_SUFFIX} taken)")
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)

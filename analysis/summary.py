@@ -27,6 +27,7 @@ import numpy as np
 from .binning import m4l_axis
 from .catalogue import Release, Sample, load_release
 from .reader import read_outcome
+from .sanity import check_events
 from .selection import PRESELECTIONS, select_four_leptons
 from .variations import VARIATION_NAMES, fill_variations
 from .weights import event_weight, weight_branches
@@ -150,10 +151,13 @@ def partition_summary(events: Any, sample: Sample, release: Release) -> ak.Array
             ak.typetracer.touch_data(events[branch])
         return summary_meta(release)
     outcome = read_outcome(events) or {"entry_stop": len(events)}
-    if outcome.get("exception") is not None:
-        row = np.zeros(row_length(release))
-    else:
-        row = np.asarray(summarise_partition(events, sample, release))
+    row = np.zeros(row_length(release))
+    if outcome.get("exception") is None:
+        try:  # readable but wrong (analysis.sanity): the file is bad, named and skippable
+            check_events(events, release, outcome.get("entry_start", 0))
+            row = np.asarray(summarise_partition(events, sample, release))
+        except Exception as error:
+            outcome = {**outcome, "exception": type(error).__name__, "message": str(error)}
     return summary_record(row, outcome)
 
 

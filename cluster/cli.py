@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 
 from cluster.commands import REGISTRARS
-from cluster.commands.common import EXIT_BAD_INPUT, EXIT_FAILED, Handler
+from cluster.commands.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, Handler
 
 log = logging.getLogger("hzz")
 
@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setFormatter(SafeFormatter(root_handler.formatter._fmt))  # type: ignore[union-attr]
     if not args.verbose:
         for noisy in ("distributed", "bokeh", "tornado", "asyncio", "pika", "matplotlib", "pyhf"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -79,15 +81,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (HZZError, OSError, RuntimeError, TimeoutError) as err:
         _report(prog, err, args.verbose)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        # Files are written whole or not at all (temporary name, then a link).
+        print(f"{prog}: interrupted, nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _report(prog: str, err: BaseException, verbose: bool) -> None:
     """The error's message and its notes (what to do about it), one line each."""
+    from analysis.redaction import redact_urls
+
     if verbose:
         log.exception("%s failed", prog)
-    print(f"{prog}: {err}", file=sys.stderr)
+    print(redact_urls(f"{prog}: {err}"), file=sys.stderr)
     for note in getattr(err, "__notes__", ()):
-        print(f"{prog}: {note}", file=sys.stderr)
+        print(redact_urls(f"{prog}: {note}"), file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    """Unprintable characters (a newline in a sample name, …) written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
+
+
+class SafeFormatter(logging.Formatter):
+    """Every log line is one line with no password: the message's control characters
+    are escaped (text from a message or a file cannot forge a line of its own) and URL
+    passwords replaced by ``***``. A traceback (``-v``) follows as usual."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from analysis.redaction import redact_urls
+
+        safe = logging.makeLogRecord(record.__dict__)
+        safe.msg, safe.args = _one_line(redact_urls(record.getMessage())), None
+        return super().format(safe)
 
 
 def entry() -> None:

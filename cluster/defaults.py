@@ -73,3 +73,8 @@ def inspection_cache_dir() -> str | None:
         return None if chosen.strip().lower() in ("", "off", "none", "0") else chosen
     base = setting("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hzz", "inspected")
+
+
+#: Longest the plotting service spends on one document: its figure takes about 1-3 s,
+#: a fit (when the document asks for one) about 30 s on two busy cores.
+DEFAULT_RENDER_TIMEOUT_S = 180.0

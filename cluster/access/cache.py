@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def mirror_dir(cache_dir: Path, base_url: str) -> Path:
     """The directory of ``cache_dir`` that mirrors the remote ``base_url``."""
     parts = urlsplit(base_url)
-    host = parts.netloc.replace(":", "_")
+    # Host and port only: credentials in the URL never become a directory name.
+    host = (parts.hostname or "") + (f"_{parts.port}" if parts.port else "")
     path = posixpath.normpath("/" + unquote(parts.path)).strip("/")
     if not host or host.startswith(".") or "/" in host:
         raise ValueError(f"cannot cache {base_url!r}: no host name")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter
 
 if TYPE_CHECKING:
     from cluster.service.amqp import Topology
+
+log = logging.getLogger("hzz")
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
@@ -55,10 +58,52 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
     )
 
 
+def warn_password_in_argv(url: str | None) -> None:
+    """A password given with --broker is readable by every local user (``ps``) for as
+    long as the process runs: say so, and where it belongs instead."""
+    from urllib.parse import urlsplit
+
+    if url is None:
+        return
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        log.warning(
+            "the --broker URL holds a password, readable by every local user (ps) while "
+            "this runs; give the URL in a file named by HZZ_BROKER_FILE (or in HZZ_BROKER)"
+        )
+
+
 def _topology(args: argparse.Namespace) -> Topology:
     from cluster.service.amqp import Topology
 
     return Topology(exchange=args.exchange, queue=args.queue)
+
+
+def resend_command(path: Path, args: argparse.Namespace) -> str:
+    """The ``hzz publish`` command that sends ``path`` where this command sent it.
+
+    A broker URL given with a password is not repeated (it would be printed): the
+    command then says to give the URL through the environment or a secret file."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    from cluster.service.amqp import redact
+
+    words = ["hzz", "publish", str(path), "--exchange", args.exchange, "--queue", args.queue]
+    where = ""
+    if args.broker:
+        try:
+            secret = urlsplit(args.broker).password is not None
+        except ValueError:
+            secret = True
+        if secret:
+            where = f" (with the broker URL {redact(args.broker)} in HZZ_BROKER or HZZ_BROKER_FILE)"
+        else:
+            words += ["--broker", args.broker]
+    return shlex.join(words) + where
 
 
 def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
@@ -72,7 +117,7 @@ def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
         sent = publish(body, url, _topology(args), args.broker_timeout)
     except (BrokerConfigError, BrokerUnavailable) as err:
         failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
-        failure.add_note(f"document kept at {path}; resend with: hzz publish {path}")
+        failure.add_note(f"document kept at {path}; resend with: {resend_command(path, args)}")
         raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
     return EXIT_OK
@@ -94,17 +139,25 @@ def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
 def publish_command(args: argparse.Namespace) -> int:
     from analysis.document import DocumentError, from_json
     from analysis.errors import InputError
+    from analysis.validation import check_limits
+    from cluster.defaults import DEFAULT_MAX_BYTES
 
     try:
-        body = args.file.read_bytes()
-        from_json(body)
+        with args.file.open("rb") as handle:  # never more than the plotter accepts
+            body = handle.read(DEFAULT_MAX_BYTES + 1)
+        if len(body) > DEFAULT_MAX_BYTES:
+            raise InputError(
+                f"{args.file}: larger than {DEFAULT_MAX_BYTES} bytes, the plotting service's "
+                "limit (--max-bytes)"
+            )
+        check_limits(from_json(body))
     except (OSError, DocumentError) as err:
         raise InputError(f"{args.file}: {err}") from err
     return publish_saved(args.file, body, args)
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.defaults import DEFAULT_MAX_BYTES
+    from cluster.defaults import DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
 
     parser = subparsers.add_parser(
         "plotter",
@@ -138,6 +191,14 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         help="with --once: give up after this long without a message (default: wait)",
     )
     parser.add_argument(
+        "--render-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_RENDER_TIMEOUT_S,
+        help="longest time to draw one figure; a document that takes longer is "
+        "dead-lettered (the figure is drawn in a child process, the service goes on)",
+    )
+    parser.add_argument(
         "--health-file",
         metavar="FILE",
         default=None,
@@ -154,6 +215,9 @@ def plotter_command(args: argparse.Namespace) -> int:
 
     if args.max_bytes < 1:
         raise InputError("--max-bytes must be positive")
+    if not args.render_timeout > 0:
+        raise InputError("--render-timeout must be positive")
+    warn_password_in_argv(args.broker)
     url = broker_url(args.broker)  # BrokerConfigError: bad input
     options = PlotterOptions(
         url=url,
@@ -163,5 +227,6 @@ def plotter_command(args: argparse.Namespace) -> int:
         once=args.once,
         timeout_s=args.timeout,
         health_file=Path(args.health_file) if args.health_file else None,
+        render_timeout_s=args.render_timeout,
     )
     return serve(options)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 DEFAULT_OUT = "plots"
 

@@ -94,15 +94,17 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dashboard",
         metavar="ADDRESS",
-        default=":8787",
-        help="dashboard address of the local cluster (':0' for any free port)",
+        default="127.0.0.1:8787",
+        help="dashboard address of the local cluster: loopback unless a host is given "
+        "(':0' any free port on loopback; '0.0.0.0:8787' every interface)",
     )
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",
-        help="leave out files that cannot be read (not ROOT, truncated, no tree or branch, "
-        "read errors), each listed with its cause on the console, in the document and on the "
-        "figure; a file with any unreadable part is left out whole. Without it a bad file "
+        help="leave out files that cannot be read or are wrong (not ROOT, truncated, no tree "
+        "or branch, read errors, branches of another type, lepton branches that disagree, NaN "
+        "or infinite values), each listed with its cause on the console, in the document and "
+        "on the figure; a file with any unreadable part is left out whole. Without it a bad file "
         "stops the run with its name and cause, exit code 2, nothing written",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -172,6 +174,9 @@ def run_command(args: argparse.Namespace) -> int:
     except RemoteAccessError as err:
         raise InputError(f"--data {err}") from err
     release.select(args.samples, args.groups)  # an unknown name: InputError
+    from analysis.outputs import check_writable
+
+    check_writable(Path(args.out))  # before the cluster starts, not after the computation
 
     # The worker processes boot while this process imports the analysis; matplotlib
     # is imported while the workers compute; the cluster shuts down while the figure
@@ -226,9 +231,17 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
 
+    from analysis.document import DocumentError
+    from analysis.validation import validate_document
     from cluster.runtime.run import write_document, write_outputs
 
     document = result.document
+    try:  # what the plotting service would reject is neither written nor published
+        validate_document(document)
+    except DocumentError as err:
+        failure = InputError(f"the run's histogram document is not valid: {err}")
+        failure.add_note("nothing written")
+        raise failure from err
     print(result.yields_table())
     if args.fit:  # the fit is made where the figure is drawn: here, or by the plotter
         document.figure = replace(document.figure, fit=True)

@@ -18,7 +18,18 @@ from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV, WORKER_PR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DASHBOARD = ":8787"
+DEFAULT_DASHBOARD = "127.0.0.1:8787"
+#: Where a local cluster listens (scheduler, workers, dashboard) unless told otherwise.
+LOOPBACK = "127.0.0.1"
+
+
+def dashboard_listen_address(address: str | None) -> str | None:
+    """``address`` with loopback as the host when it names only a port (``:8787``):
+    Dask would listen on every interface. Give a host (``0.0.0.0:8787``) to expose it."""
+    if address is not None and address.startswith(":"):
+        return f"{LOOPBACK}{address}"
+    return address
+
 
 #: Local workers are forked from a warm server where the platform has one (Linux,
 #: macOS), else spawned as fresh interpreters (Windows).
@@ -61,7 +72,9 @@ def start_worker_server(environ: Mapping[str, str], preload: Sequence[str] = ())
     os.environ.update(environ)
     if os.environ.get("PYTHONHASHSEED") in (None, "0"):
         os.environ["PYTHONHASHSEED"] = "6640"  # as the nanny gives its workers
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", *preload])
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["cluster.runtime.interrupt", "distributed", *preload]  # workers ignore Ctrl-C
+    )
     multiprocessing.forkserver.ensure_running()
 
 
@@ -89,7 +102,8 @@ def open_client(
             n_workers=workers,
             threads_per_worker=threads_per_worker,
             processes=True,
-            dashboard_address=dashboard_address,
+            host=LOOPBACK,
+            dashboard_address=dashboard_listen_address(dashboard_address),
         )
     try:
         return Client(local), local

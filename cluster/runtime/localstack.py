@@ -104,6 +104,19 @@ def save_state(state_dir: Path, state: StackState) -> None:
     tmp.replace(path)
 
 
+#: Variables that carry the broker's credentials: only the plotter gets them. A Dask
+#: scheduler or worker holding them would hand them to any client that asks
+#: (``client.run(os.environ.get, …)``).
+BROKER_SECRETS = ("HZZ_BROKER", "HZZ_BROKER_FILE")
+
+
+def _environ_for(role: str) -> dict[str, str]:
+    """This process's environment, without the broker's credentials unless for the plotter."""
+    if role == "plotter":
+        return dict(os.environ)
+    return {k: v for k, v in os.environ.items() if k not in BROKER_SECRETS}
+
+
 def _spawn(
     role: str, name: str, argv: list[str], state_dir: Path, env: dict[str, str] | None = None
 ) -> ManagedProcess:
@@ -118,7 +131,7 @@ def _spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=state_dir,
-            env={**os.environ, **(env or {})},
+            env={**_environ_for(role), **(env or {})},
         )
     started = psutil.Process(proc.pid).create_time()
     return ManagedProcess(role, name, proc.pid, started, str(log), argv)

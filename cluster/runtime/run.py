@@ -147,15 +147,28 @@ def write_outputs(
     """The PNG and the JSON document side by side, with one timestamped stem; when the
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
     and the pyhf workspace. Returns the paths by name ending, and the fit result."""
+    from analysis.errors import InputError
     from analysis.products import products
 
-    contents, fitted = products(result.document)
-    written = write_new(
-        out_dir, {**contents, ".json": result.to_json()}, when=result.document.created
-    )
-    return written, fitted
+    try:
+        contents, fitted = products(result.document)
+    except InputError:
+        raise  # a document the model cannot fit: said as it is
+    except Exception as err:  # the figure code on a validated document: say so, no traceback
+        raise RunFailure(f"drawing the figure failed: {type(err).__name__}: {err}") from err
+    return _write(out_dir, {**contents, ".json": result.to_json()}, result.document), fitted
 
 
 def write_document(document: HistogramDocument, out_dir: Path) -> Path:
     """Only the JSON document: with ``--broker`` the plotting service draws the PNG."""
-    return write_new(out_dir, {".json": document.to_json()}, when=document.created)[".json"]
+    return _write(out_dir, {".json": document.to_json()}, document)[".json"]
+
+
+def _write(
+    out_dir: Path, contents: dict[str, bytes], document: HistogramDocument
+) -> dict[str, Path]:
+    """``write_new``; an OS error (full, read-only) names the directory, nothing is left."""
+    try:
+        return write_new(out_dir, contents, when=document.created)
+    except OSError as err:
+        raise RunFailure(f"writing to --out {out_dir}: {err.strerror or err}") from err

@@ -168,7 +168,9 @@ def tls_options(url: str) -> pika.SSLOptions:
     return pika.SSLOptions(context, server_hostname=urlsplit(url).hostname)
 
 
-def parameters(url: str, connection_name: str) -> pika.URLParameters:
+def parameters(
+    url: str, connection_name: str, blocked_timeout_s: float = 60.0
+) -> pika.URLParameters:
     """Connection parameters: heartbeats on, short socket timeouts, one attempt (we retry)."""
     params = pika.URLParameters(url)
     query = urlsplit(url).query
@@ -180,7 +182,8 @@ def parameters(url: str, connection_name: str) -> pika.URLParameters:
         params.socket_timeout = 5
     params.connection_attempts = 1
     params.stack_timeout = 10  # one attempt, TCP to AMQP handshake, is at most this long
-    params.blocked_connection_timeout = 60
+    # A broker in a disk or memory alarm blocks publishers: give up after this long.
+    params.blocked_connection_timeout = blocked_timeout_s
     params.client_properties = {"connection_name": connection_name}
     return params
 

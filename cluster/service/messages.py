@@ -15,6 +15,7 @@ import zlib
 from pika.spec import BasicProperties
 
 from analysis.document import SCHEMA, SCHEMAS, DocumentError, HistogramDocument, from_json
+from analysis.validation import check_limits
 
 from .publisher import CONTENT_TYPE
 
@@ -54,13 +55,26 @@ def decode(body: bytes, properties: BasicProperties, max_bytes: int) -> bytes:
 
 def validate(payload: bytes) -> HistogramDocument:
     """The document, or Rejected. Any error counts: a message must never crash the service
-    (e.g. ``[[[[…`` nested 100 000 deep makes ``json.loads`` raise RecursionError)."""
+    (e.g. ``[[[[…`` nested 100 000 deep makes ``json.loads`` raise RecursionError).
+    A well-formed document must also stay within what a figure may be asked to draw
+    (``analysis.validation``: the same check ``hzz run`` makes before publishing)."""
     try:
-        return from_json(payload)
+        return check_limits(from_json(payload))
     except DocumentError as err:
         raise Rejected(f"invalid document: {err}") from err
     except Exception as err:
         raise Rejected(f"invalid document: {type(err).__name__}: {err}") from err
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` with every unprintable character (newline, NUL, a lone surrogate, …)
+    written as an escape: text a message brings stays one line in a log or header."""
+    cut = text if limit is None else text[:limit]
+    escaped = "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in cut
+    )
+    return escaped if limit is None or len(text) <= limit else escaped + "…"
 
 
 def idempotency_key(properties: BasicProperties, payload: bytes) -> str:

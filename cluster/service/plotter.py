@@ -6,23 +6,36 @@ so a crash redelivers the message and the ledger stops a second figure. A messag
 that is not a valid document is never retried: it goes to the dead-letter queue
 with the reason in header ``x-hzz-reject-reason`` and the service carries on.
 What a message may hold, and what makes it a document, is ``cluster.service.messages``.
-A figure (and a fit, when the document asks for one) is made in a helper thread while
-the connection's thread keeps servicing heartbeats: a fit can take longer than the
-30 s heartbeat.
+
+Whatever follows from a message (its content, names, times, a figure that cannot be
+drawn or takes too long) dead-letters that message with the reason; only a fault of
+the plotter's surroundings keeps it. A figure is drawn in a forked child process with
+a time limit (``render_timeout_s``) while this process keeps the broker link alive
+(heartbeats), so one slow or crashing document can neither stall the queue nor make
+the broker drop the link and redeliver it for ever. When the output directory cannot
+be written (full, read-only), the message goes back to the queue, the service stops
+consuming, says so in its log and health file (state ``not consuming``) and probes the
+directory with backoff until it can write again; it does not exit. When a document
+asks for a fit (``figure.fit``), the child also makes the post-fit figure, the fit
+results and the pyhf workspace, written beside the figure; a document the model cannot
+fit still gets its figure.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -31,13 +44,13 @@ from pika.spec import Basic, BasicProperties
 
 from analysis.document import HistogramDocument
 from analysis.outputs import write_new
-from analysis.result import AnalysisResult
-from cluster.defaults import DEFAULT_MAX_BYTES, setting
+from analysis.plot import render_png
+from cluster.defaults import DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S, setting
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
 from .heartbeat import WORKING, Heartbeat
 from .ledger import PNG_KEY, Ledger
-from .messages import Rejected, decode, idempotency_key, message_label, validate
+from .messages import Rejected, decode, idempotency_key, message_label, printable, validate
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,16 @@ REASON_HEADER = "x-hzz-reject-reason"
 #: Test hook: seconds to wait between writing the PNG and acking (crash window).
 PAUSE_ENV = "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK"
 _POLL_S = 1.0
+#: Health state while the output directory cannot be written.
+NOT_CONSUMING = "not consuming"
+#: Longest wait between two probes of an unwritable output directory.
+MAX_PROBE_DELAY_S = 30.0
+#: Bytes written (and removed) to tell whether the output directory can take a figure.
+PROBE_BYTES = 1 << 20
+
+
+class OutputUnavailable(Exception):
+    """The output directory cannot be written: the plotter's fault, not the message's."""
 
 
 class Outcome(Enum):
@@ -64,6 +87,7 @@ class PlotterOptions:
     once: bool = False
     timeout_s: float | None = None  # --once: give up if no message came in this time
     health_file: Path | None = None  # refreshed while consuming (heartbeat.py)
+    render_timeout_s: float = DEFAULT_RENDER_TIMEOUT_S  # longest drawing of one figure
 
 
 class Plotter:
@@ -75,6 +99,7 @@ class Plotter:
         self._stop = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self.heartbeat = Heartbeat(options.health_file)
+        self._output_fault: str | None = None
         pause = setting(PAUSE_ENV)
         self._pause_before_ack = float(pause) if pause else 0.0
         quiet_pika()
@@ -88,16 +113,20 @@ class Plotter:
     def run(self) -> int:
         """Serve until stopped (exit 0); with ``once`` the exit code of the one message."""
         options = self.options
-        deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
-        delay = 0.25
         try:
-            return self._run(deadline, delay)
+            if not self._wait_for_output():  # before consuming anything
+                log.info("stopped")
+                return 0
+            deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+            return self._run(deadline, 0.25)
         finally:
             self.heartbeat.clear()
 
     def _run(self, deadline: float | None, delay: float) -> int:
         options = self.options
         while not self._stop.is_set():
+            if self._output_fault is not None and not self._wait_for_output():
+                break
             self.heartbeat.beat("connecting")
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
@@ -126,9 +155,11 @@ class Plotter:
                 self.heartbeat.beat("reconnecting")
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
-            except OSError as err:  # cannot write figures: not the message's fault
-                log.error("%s; message left unacked for redelivery; exiting", err)
-                return 1
+            except OutputUnavailable as err:  # not the message's fault: it goes back
+                log.error("%s; message returned to the queue", err)
+                if options.once:
+                    return 1
+                self._output_fault = str(err)
             finally:
                 self._connection = None
                 if connection.is_open:
@@ -136,6 +167,39 @@ class Plotter:
                         connection.close()  # requeues an unacked message
         log.info("stopped")
         return 0
+
+    def _probe_output(self) -> str | None:
+        """None if a figure can be written to the output directory, else why not."""
+        out_dir = self.options.out_dir
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=out_dir, prefix=".hzz-probe-") as probe:
+                probe.write(b"\0" * PROBE_BYTES)
+                probe.flush()
+                os.fsync(probe.fileno())
+        except OSError as err:
+            return f"cannot write figures to {out_dir}: {err.strerror or err}"
+        return None
+
+    def _wait_for_output(self) -> bool:
+        """Until the output directory can be written (True), or the service is stopped.
+
+        Meanwhile nothing is consumed (messages wait in the queue), the health file
+        says ``not consuming`` with the cause, and the directory is probed with backoff.
+        """
+        reason = self._output_fault or self._probe_output()
+        self._output_fault = None
+        delay = 1.0
+        while reason is not None:
+            self.heartbeat.beat(NOT_CONSUMING, reason=reason)
+            log.error("%s; not consuming; trying again in %.0f s", reason, delay)
+            if self._stop.wait(delay):
+                return False
+            delay = min(delay * 2, MAX_PROBE_DELAY_S)
+            reason = self._probe_output()
+            if reason is None:
+                log.info("%s can be written again; consuming", self.options.out_dir)
+        return not self._stop.is_set()
 
     def _connect(self) -> tuple[pika.BlockingConnection, BlockingChannel]:
         options = self.options
@@ -190,34 +254,30 @@ class Plotter:
             payload = decode(body, properties, self.options.max_bytes)
             document = validate(payload)
         except Rejected as err:
-            self._dead_letter(channel, method, properties, body, str(err))
-            log.warning("message %s: dead-lettered: %s", label, err)
-            return Outcome.REJECTED
+            return self._reject(channel, method, properties, body, label, str(err))
         key = idempotency_key(properties, payload)
         # Sample names come from the network: escape them so a log line stays one line.
-        samples = ",".join(n.encode("unicode_escape").decode() for n in document.samples)
-        samples = samples or "(none)"
-        with self.ledger.locked():
-            existing = self.ledger.plotted(key)
-            if existing is None:
-                self.ledger.begin(key)
-                try:
-                    contents = self._render_alive(document, key)
-                except Exception as err:  # a valid document the figure code cannot draw
-                    reason = f"rendering failed: {type(err).__name__}: {err}"
-                    self._dead_letter(channel, method, properties, body, reason)
-                    log.warning("message %s: dead-lettered: %s", label, reason)
-                    return Outcome.REJECTED
-                try:
-                    figure = write_new(self.options.out_dir, contents, when=document.created)
-                except OSError:
-                    raise  # cannot write figures: not the message's fault
-                except Exception as err:  # e.g. a time no file name can hold
-                    reason = f"writing failed: {type(err).__name__}: {err}"
-                    self._dead_letter(channel, method, properties, body, reason)
-                    log.warning("message %s: dead-lettered: %s", label, reason)
-                    return Outcome.REJECTED
-                self.ledger.done(key, figure[".png"])
+        samples = ",".join(printable(n, 100) for n in document.samples) or "(none)"
+        existing = self._already_plotted(key)
+        if existing is None:
+            try:
+                contents = self._render(document, {PNG_KEY: key})
+            except Rejected as err:
+                return self._reject(channel, method, properties, body, label, str(err))
+            try:
+                with self.ledger.locked():
+                    existing = self.ledger.plotted(key)
+                    if existing is None:
+                        self.ledger.begin(key)
+                        figure = write_new(self.options.out_dir, contents, when=document.created)
+                        self.ledger.done(key, figure[".png"])
+            except OSError as err:  # full, read-only, gone: not the message's fault
+                raise OutputUnavailable(
+                    f"cannot write figures to {self.options.out_dir}: {err.strerror or err}"
+                ) from err
+            except Exception as err:  # e.g. a time no file name can hold
+                reason = f"writing failed: {type(err).__name__}: {err}"
+                return self._reject(channel, method, properties, body, label, reason)
         if self._pause_before_ack and self._connection is not None:
             log.info("test hook: pausing %g s before ack", self._pause_before_ack)
             self._connection.sleep(self._pause_before_ack)
@@ -242,28 +302,63 @@ class Plotter:
         )
         return Outcome.PLOTTED
 
-    def _render_alive(self, document: HistogramDocument, key: str) -> dict[str, bytes]:
-        """``_render`` in a helper thread while this one keeps the broker link alive:
-        a fit takes longer than the heartbeat, and a link dropped mid-fit would have
-        the message redelivered and fitted again, without end."""
-        if self._connection is None:
-            return _render(document, key)
-        outcome: dict[str, object] = {}
+    def _already_plotted(self, key: str) -> Path | None:
+        try:
+            with self.ledger.locked():
+                return self.ledger.plotted(key)
+        except OSError as err:
+            raise OutputUnavailable(
+                f"cannot read the ledger in {self.options.out_dir}: {err.strerror or err}"
+            ) from err
 
-        def work() -> None:
+    def _render(self, document: HistogramDocument, metadata: dict[str, str]) -> dict[str, bytes]:
+        """The files of a document (``_products``), made in a forked child within
+        ``render_timeout_s``; Rejected if it fails, crashes or takes longer. The broker
+        link is served meanwhile."""
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_render_child, args=(document, metadata, sender), name="hzz-render"
+        )
+        child.start()
+        sender.close()
+        limit = self.options.render_timeout_s
+        deadline = time.monotonic() + limit
+        try:
+            while not receiver.poll(0.2):
+                if not child.is_alive() and not receiver.poll(0):
+                    raise Rejected(f"rendering failed: {_ended(child)}")
+                if time.monotonic() > deadline:
+                    raise Rejected(f"rendering took longer than {limit:g} s")
+                if self._connection is not None:
+                    self._connection.process_data_events(0)  # heartbeats
+                self.heartbeat.beat(WORKING, queue=self.options.topology.queue)
             try:
-                outcome["contents"] = _render(document, key)
-            except BaseException as err:
-                outcome["error"] = err
+                ok, result = receiver.recv()
+            except (EOFError, OSError) as err:  # it died before it could answer
+                raise Rejected(f"rendering failed: {_ended(child)}") from err
+        finally:
+            receiver.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
+        if not ok:
+            raise Rejected(f"rendering failed: {result}")
+        return result
 
-        thread = threading.Thread(target=work, name="hzz-render", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            self._connection.sleep(0.2)  # services heartbeats
-            thread.join(0.05)
-        if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]
-        return outcome["contents"]  # type: ignore[return-value]
+    def _reject(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+        label: str,
+        reason: str,
+    ) -> Outcome:
+        reason = printable(reason, 1000)
+        self._dead_letter(channel, method, properties, body, reason)
+        log.warning("message %s: dead-lettered: %s", label, reason)
+        return Outcome.REJECTED
 
     def _dead_letter(
         self,
@@ -279,7 +374,7 @@ class Plotter:
         header) if the broker does not confirm the republish.
         """
         ours = {
-            REASON_HEADER: reason[:1000],
+            REASON_HEADER: reason,
             "x-hzz-original-exchange": method.exchange,
             "x-hzz-original-routing-key": method.routing_key,
         }
@@ -315,29 +410,61 @@ class Plotter:
         channel.basic_reject(method.delivery_tag, requeue=False)
 
 
-def _render(document: HistogramDocument, key: str) -> dict[str, bytes]:
-    """The figure (tagged with the message's key), and when the document asks for a fit
-    (``figure.fit``) the post-fit figure, fit results and pyhf workspace; a document
-    that cannot be fitted still gets its figure (the reason is logged)."""
+def _ended(child: multiprocessing.process.BaseProcess) -> str:
+    """How a drawing process that sent nothing ended."""
+    child.join(5)
+    code = child.exitcode
+    if code is not None and code < 0:
+        return f"the drawing process was killed by signal {-code}"
+    return f"the drawing process exited with code {code}"
+
+
+def _render_child(document: HistogramDocument, metadata: dict[str, str], sender: Any) -> None:
+    """In the forked drawing process: the PNG, or why it could not be drawn."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
+    try:
+        sender.send((True, _products(document, metadata)))
+    except BaseException as err:  # anything a document can make the figure code raise
+        sender.send((False, f"{type(err).__name__}: {err}"))
+
+
+def _products(document: HistogramDocument, metadata: dict[str, str]) -> dict[str, bytes]:
+    """The figure, and when the document asks for a fit the post-fit figure, the fit
+    results and the pyhf workspace (``analysis.products``); a document the model cannot
+    fit still gets its figure, and the reason is logged."""
     from analysis.fit import FitError
     from analysis.products import fit_products
 
-    contents = {".png": AnalysisResult(document).to_png({PNG_KEY: key})}
+    contents = {".png": render_png(document, metadata=metadata)}
     if document.figure.fit:
         try:
             fitted, result = fit_products(document)
         except FitError as err:
-            log.warning("no fit: %s", err)
+            log.warning("no fit: %s", printable(str(err), 500))
         else:
             contents.update(fitted)
             log.info("fit: mu = %.3f ± %.3f", result.mu, result.mu_error)
     return contents
 
 
+def _warm_up() -> None:
+    """Draw one empty figure here, so that every forked drawing process starts with
+    matplotlib's fonts, mathtext parser and styles loaded (a third of a cold figure)."""
+    from analysis.catalogue import load_release
+    from analysis.document import GroupStyle
+
+    release = load_release("2020")
+    groups = [GroupStyle(g.label, g.colour, g.role) for g in release.groups]
+    try:
+        render_png(HistogramDocument("2020", release.lumi_fb, groups, {}))
+    except Exception as err:  # only a head start: drawing proper reports its own errors
+        log.debug("warm-up figure: %s", err)
+
+
 def serve(options: PlotterOptions) -> int:
     """Run a plotter in this process; SIGTERM and SIGINT stop it cleanly (exit 0)."""
-    import analysis.plot  # noqa: F401  (matplotlib loaded before the first message)
-
+    _warm_up()
     plotter = Plotter(options)
     signal.signal(signal.SIGTERM, plotter.stop)
     signal.signal(signal.SIGINT, plotter.stop)

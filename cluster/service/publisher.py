@@ -72,9 +72,12 @@ def publish(
     topology = topology or Topology()
     wire, properties = encode(body)
     quiet_pika()
+    deadline = time.monotonic() + timeout_s
 
     def attempt() -> None:
-        connection = pika.BlockingConnection(parameters(url, f"hzz-publish pid {os.getpid()}"))
+        name = f"hzz-publish pid {os.getpid()}"
+        left = max(deadline - time.monotonic(), 0.5)  # a blocked broker counts too
+        connection = pika.BlockingConnection(parameters(url, name, blocked_timeout_s=left))
         try:
             channel = connection.channel()
             topology.declare(channel)

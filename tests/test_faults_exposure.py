@@ -1,0 +1,237 @@
+"""Slow servers, leaked secrets, exposed ports, and the command line's edges.
+
+Real HTTP servers on loopback (one that trickles bytes), real ``hzz`` processes, the
+real broker (own queue names), real Dask processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cluster.runtime.clusters import dashboard_listen_address, open_client
+
+from .test_broker import ROOT, URL, make_document
+from .test_cli import hzz, run_args
+
+pytestmark = pytest.mark.faults
+
+ZEE = "MC/mc_361106.Zee.4lep.root"
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers HEAD at once; on GET sends one byte every half second, for ever."""
+
+    size = 1_000_000
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _head(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(self.size))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self._head()
+
+    def do_GET(self) -> None:
+        self._head()
+        try:
+            for _ in range(600):  # bounded: 5 minutes at most
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            return
+
+
+@contextmanager
+def trickle_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_trickling_server_fails_download_and_cache_naming_the_url(tmp_path: Path) -> None:
+    with trickle_server() as base:
+        url = f"{base}Data/data_A.4lep.root"
+        got = hzz(
+            "download", "--data", base, "--out", str(tmp_path / "m"), "--samples", "data_A",
+            "--timeout", "2", "--retries", "0", "--no-progress",
+        )  # fmt: skip
+        assert got.returncode == 1, got.stderr
+        assert url in got.stderr and "stalled" in got.stderr, got.stderr
+        cached = hzz(
+            *run_args(tmp_path, tmp_path / "out", "--samples", "data_A"),
+            "--data", base, "--cache", str(tmp_path / "cache"), "--timeout", "2",
+        )  # fmt: skip
+        assert cached.returncode == 1, cached.stderr
+        assert url in cached.stderr and "stalled" in cached.stderr, cached.stderr
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_a_password_in_a_data_url_is_never_shown(fake_mirror: Path, tmp_path: Path) -> None:
+    """An http:// data URL with a password: the error names the file as ``user:***@``."""
+    from .range_server import serve_files
+
+    (fake_mirror / ZEE).unlink()
+    (fake_mirror / ZEE).write_bytes(b"<html>503</html>\n" * 100)
+    with serve_files(fake_mirror) as server:
+        port = server.server_address[1]
+        base = f"http://reader:s3cr3t-pw@127.0.0.1:{port}/"
+        stopped = hzz(
+            "run", "--data", base, "--out", str(tmp_path / "out"), "--workers", "1",
+            "--dashboard", ":0", "--no-progress", "--samples", "Zee", "--timeout", "10",
+        )  # fmt: skip
+    assert stopped.returncode == 2, stopped.stderr
+    assert "s3cr3t-pw" not in stopped.stdout + stopped.stderr
+    assert f"http://reader:***@127.0.0.1:{port}/{ZEE}" in stopped.stderr
+
+
+def test_a_password_never_reaches_the_documents_skipped_list(mirror: Path) -> None:
+    """The skipped list is published: a bad file's URL and cause there are redacted."""
+    from analysis.catalogue import load_release
+    from analysis.files import FileInfo
+    from analysis.inputs import sort_inspected
+
+    url = "https://reader:s3cr3t-pw@data.example/MC/mc_361106.Zee.4lep.root"
+    bad = FileInfo("Zee", url, error=f"HTTP 503 for {url}")
+    good = FileInfo("data_A", str(mirror / "Data/data_A.4lep.root"), entries=39)
+    inspection = sort_inspected(load_release("2020"), [good, bad], skip_bad_files=True)
+    (skipped,) = inspection.skipped
+    assert skipped.file == "https://reader:***@data.example/MC/mc_361106.Zee.4lep.root"
+    assert "s3cr3t-pw" not in skipped.cause and "reader:***@" in skipped.cause
+
+
+def test_a_password_on_the_plotter_command_line_is_warned_about(tmp_path: Path) -> None:
+    result = hzz(
+        "plotter", "--out", str(tmp_path), "--broker", "amqp://guest:guest@127.0.0.1:1/",
+        "--once", "--timeout", "1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "readable by every local user (ps)" in result.stderr
+    assert "HZZ_BROKER_FILE" in result.stderr
+    assert "guest:guest" not in result.stderr
+
+
+def _listening(pid: int) -> list[str]:
+    found = []
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            connections = process.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        found += [c.laddr.ip for c in connections if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def test_a_local_cluster_listens_on_loopback_only() -> None:
+    assert dashboard_listen_address(":8787") == "127.0.0.1:8787"
+    assert dashboard_listen_address("0.0.0.0:8787") == "0.0.0.0:8787"  # asked for
+    client, local = open_client(workers=1, dashboard_address=":0")
+    try:
+        addresses = _listening(os.getpid())
+        assert addresses and set(addresses) == {"127.0.0.1"}, addresses
+    finally:
+        client.close()
+        local.close()
+
+
+def test_cluster_up_gives_the_broker_password_to_the_plotter_only(tmp_path: Path) -> None:
+    secret = "amqp://guest:guest@127.0.0.1:5672/"
+    env = {**os.environ, "HZZ_BROKER": secret}
+    state = tmp_path / "stack"
+    command = [sys.executable, "-m", "cluster.cli", "cluster"]
+    up = subprocess.run(
+        [*command, "up", "--dir", str(state), "--workers", "1", "--plots", str(tmp_path / "p"),
+         "--queue", f"hzz-test-{os.getpid()}.q", "--exchange", f"hzz-test-{os.getpid()}.x"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stderr
+        saved = json.loads((state / "state.json").read_text())
+        roles = {p["role"]: p["pid"] for p in saved["processes"]}
+        for process in saved["processes"]:
+            environ = psutil.Process(process["pid"]).environ()
+            has = environ.get("HZZ_BROKER") == secret
+            assert has == (process["role"] == "plotter"), process["role"]
+        assert {"scheduler", "worker", "plotter"} <= set(roles)
+    finally:
+        subprocess.run([*command, "down", "--dir", str(state)], cwd=ROOT, timeout=120, env=env)
+        import pika
+
+        channel = pika.BlockingConnection(pika.URLParameters(URL)).channel()
+        for queue in (f"hzz-test-{os.getpid()}.q", f"hzz-test-{os.getpid()}.q.dead"):
+            channel.queue_delete(queue)
+        for exchange in (f"hzz-test-{os.getpid()}.x", f"hzz-test-{os.getpid()}.x.dlx"):
+            channel.exchange_delete(exchange)
+        channel.connection.close()
+
+
+# --------------------------------------------------------------------------- smaller
+
+
+def test_the_resend_command_keeps_the_names_the_run_used(tmp_path: Path) -> None:
+    path = tmp_path / "doc.json"
+    path.write_bytes(make_document().to_json())
+    result = hzz(
+        "publish", str(path), "--broker", "amqp://guest:guest@127.0.0.1:1/",
+        "--exchange", "my.x", "--queue", "my.q", "--broker-timeout", "1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"resend with: hzz publish {path} --exchange my.x --queue my.q" in result.stderr
+    assert "guest:***@127.0.0.1:1/ in HZZ_BROKER or HZZ_BROKER_FILE" in result.stderr
+    assert "guest:guest" not in result.stderr
+
+
+def test_publish_reads_no_more_than_the_plotter_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    with path.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of NUL
+    result = hzz("publish", str(path), "--broker", "amqp://guest:guest@127.0.0.1:1/")
+    assert result.returncode == 2
+    assert f"{path}: larger than" in result.stderr
+
+
+def test_ctrl_c_stops_a_run_with_one_line(mirror: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = run_args(mirror, out, "--workers", "2", "--step-size", "10")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("Dask dashboard"):
+            break
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole group
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "hzz run: interrupted, nothing written" in stderr
+    assert "Traceback" not in stderr and len(stderr.splitlines()) < 10, stderr
+    assert not out.exists() or not any(out.glob("plot_*"))
