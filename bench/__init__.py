@@ -1,4 +1,4 @@
-"""The benchmark suite of issue 7: the pipeline against the notebook and the read limit.
+"""The benchmark suite: the pipeline against the notebook and the read limit.
 
 ``python -m bench`` measures, in one run on one machine and the same files, the read
 limit (decompress the 11 branches, compute nothing), the notebook's algorithm (one

@@ -1,4 +1,4 @@
-"""From raw measurements to the figures, the targets of issue 7 and a markdown table.
+"""From raw measurements to the figures, the targets and a markdown table.
 
 A measurement that failed leaves its figures out (None) and its targets "not measured";
 everything else is still reported.
@@ -15,7 +15,7 @@ from .probes import summary
 GB = 1e9
 MB = 1e6
 
-#: Targets of issue 7.
+#: The targets of the local benchmark.
 TARGET_1W_OVER_READ = 0.85
 TARGET_2W_OVER_1W = 1.7
 TARGET_2W_OVER_NOTEBOOK = 2.0
@@ -212,7 +212,7 @@ def _many_files(graph: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 7: measured value and verdict (None: not measured / n/a)."""
+    """Each target: measured value and verdict (None: not measured / n/a)."""
     ratios = fig["ratios"]
     memory = fig["memory"]
     graph = fig["graph_build_many_files"]
@@ -424,7 +424,7 @@ def markdown(result: dict[str, Any]) -> str:
             ),
         ),
         "",
-        "| target (issue 7) | measured | verdict |",
+        "| target | measured | verdict |",
         "|---|---|---|",
         *(f"| {t['target']} | {t['measured']} | {_verdict(t['met'])} |" for t in result["targets"]),
     ]
