@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 from cluster.commands import REGISTRARS
@@ -121,6 +122,10 @@ class SafeFormatter(logging.Formatter):
         return super().format(safe)
 
 
+#: After Ctrl-C, how long the cluster may take to shut down before the command exits.
+INTERRUPTED_SHUTDOWN_S = 10.0
+
+
 def entry() -> None:
     """The ``hzz`` console script: ``main``, then exit without the interpreter's teardown.
 
@@ -131,10 +136,20 @@ def entry() -> None:
     3 s ``hzz run`` (``python -m bench``), skipped by ``os._exit``.
     """
     code = main()
+    # After Ctrl-C the user wants the prompt back: the cluster gets a few seconds to shut
+    # down, not for ever (an interrupted client can leave it waiting on a reply that
+    # never comes). Local workers and the server they were forked from end with this
+    # process either way.
+    interrupted = code == EXIT_INTERRUPTED
+    deadline = time.monotonic() + INTERRUPTED_SHUTDOWN_S
+    stuck = False
     for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(deadline - time.monotonic(), 0.0) if interrupted else None)
+        stuck = stuck or thread.is_alive()
+    if not stuck:  # the exit handlers could wait on what is stuck
+        atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
             stream.flush()

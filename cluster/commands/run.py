@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 from cluster.defaults import setting
 
 from .broker import add_broker_arguments, publish_saved
-from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, names, step_size
+from .common import DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, HelpFormatter, names, step_size
 
 #: Threads of each local worker process when the data are remote (one otherwise).
 REMOTE_THREADS_PER_WORKER = 2
@@ -151,9 +153,24 @@ def _locations(args: argparse.Namespace, default: str) -> list[str]:
     return [default]
 
 
+def _stop_on_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C during a run: one line, exit 130, at once.
+
+    Python's own KeyboardInterrupt lands in whatever code runs at that instant, and
+    inside a garbage-collection callback or a finaliser it is printed as "Exception
+    ignored" and lost: the run then went on computing. Files are written whole or not at
+    all (a temporary name, then a link), so stopping here writes nothing; the local
+    cluster's processes end with this one.
+    """
+    os.write(2, b"hzz run: interrupted, nothing written\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
 def run_command(args: argparse.Namespace) -> int:
     from analysis.catalogue import is_remote, load_release
     from analysis.errors import HZZError, InputError, MissingFileError
+
+    signal.signal(signal.SIGINT, _stop_on_interrupt)
 
     release = load_release(args.release)
     locations = _locations(args, release.default_location)
