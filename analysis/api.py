@@ -174,10 +174,16 @@ def run(
         data, release, samples, groups, allow_missing, skip_bad_files, open_options, compute
     )
     graph = build(inspection, step_size, readers)
+    return collect(graph, compute_graph(graph, compute), skip_bad_files)
+
+
+def compute_graph(graph: AnalysisGraph, compute: Compute | None = None) -> list[tuple[Any, ...]]:
+    """``graph.outputs()`` computed, one tuple per sample, as ``collect`` takes them.
+
+    One flat list, one compute: Dask optimises the whole graph together and every file
+    is read once.
+    """
     outputs = graph.outputs()
     width = len(outputs[0])
-    # One flat list, one compute: Dask optimises the whole graph together and every
-    # file is read once.
-    flat = list(compute([output for sample_outputs in outputs for output in sample_outputs]))
-    computed = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
-    return collect(graph, computed, skip_bad_files)
+    flat = list((compute or dask_compute)([out for sample in outputs for out in sample]))
+    return [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]

@@ -83,6 +83,18 @@ def write_new(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     base = stem_for(when or datetime.now(UTC))
+    targets = _write_under_free_stem(directory, base, contents)
+    if targets is None:  # not an OSError: the directory is fine, the time has every name
+        raise RunFailure(f"no free name for {base} in {directory} ({MAX_SUFFIX} taken)")
+    return targets
+
+
+def _write_under_free_stem(
+    directory: Path, base: str, contents: Mapping[str, bytes]
+) -> dict[str, Path] | None:
+    """Write ``contents`` to temporary files, then link them all under the first of
+    ``base``, ``base_2``, … that is free for every extension (None: none is). Nothing
+    existing is overwritten, and no temporary file is left, whatever fails."""
     temps: dict[str, Path] = {}
     try:
         for ext, data in contents.items():  # inside the try: a full disk leaves no part
@@ -100,8 +112,7 @@ def write_new(
                     path.unlink()
                 continue
             return targets
-        # Not an OSError: the directory is fine, the time has every name taken.
-        raise RunFailure(f"no free name for {base} in {directory} ({MAX_SUFFIX} taken)")
+        return None
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
@@ -112,22 +123,7 @@ def write_beside(document: Path | str, contents: Mapping[str, bytes]) -> dict[st
     of them is taken, all take the stem with the next free ``_2``, ``_3``, … suffix."""
     document = Path(document)
     directory, stem = document.parent, document.stem
-    temps = {ext: _write_temp(directory, data) for ext, data in contents.items()}
-    try:
-        for n in range(1, MAX_SUFFIX):
-            name = stem if n == 1 else f"{stem}_{n}"
-            targets = {ext: directory / f"{name}{ext}" for ext in contents}
-            linked: list[Path] = []
-            try:
-                for ext, target in targets.items():
-                    os.link(temps[ext], target)
-                    linked.append(target)
-            except FileExistsError:
-                for path in linked:
-                    path.unlink()
-                continue
-            return targets
+    targets = _write_under_free_stem(directory, stem, contents)
+    if targets is None:
         raise FileExistsError(f"no free name for {stem} in {directory}")
-    finally:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
+    return targets

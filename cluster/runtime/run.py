@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from distributed import Client, progress
 
 import analysis
+from analysis.api import compute_graph
 from analysis.catalogue import Release
 from analysis.document import HistogramDocument
 from analysis.errors import RunFailure
@@ -133,11 +134,7 @@ def run_analysis(
         fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
         kept.keep(fresh, remote)
     graph = analysis.build(inspection, options.step_size)
-    outputs = graph.outputs()
-    width = len(outputs[0])
-    # One flat list, one compute: every file is read once (as ``analysis.run``).
-    flat = list(compute([output for sample_outputs in outputs for output in sample_outputs]))
-    computed = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
+    computed = compute_graph(graph, compute)
     return analysis.collect(graph, computed, options.skip_bad_files)
 
 
