@@ -88,7 +88,10 @@ def inspect_file(
         return FileInfo(sample, location, missing=True, error="file not found")
     except Exception as err:  # uproot raises many types for bad files; keep the cause
         server = isinstance(err, OSError) and getattr(err, "url", None) is not None
-        return FileInfo(sample, location, error=f"{type(err).__name__}: {err}", unreachable=server)
+        # A server's failure comes with its URL (named already) and the cause in words.
+        detail = getattr(err, "detail", None) if server else None
+        error = detail if isinstance(detail, str) and detail else f"{type(err).__name__}: {err}"
+        return FileInfo(sample, location, error=error, unreachable=server)
 
 
 #: Files one inspection task opens at once. Opening a remote file is a chain of three

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -72,6 +73,8 @@ class RangeFileServer(ThreadingHTTPServer):
         self.fail_every = 0
         self._ranges_seen = 0
         self.failures_sent = 0
+        # Body bytes per second of each answer (0: as fast as it goes): a slow link.
+        self.bytes_per_second = 0
 
     def next_range_fails(self) -> str | None:
         """None, or how the range request just received fails: "reset" or "503"."""
@@ -190,10 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_body(self, target: Path, path: str, start: int, stop: int, cut: int | None) -> None:
         sent = 0
+        rate = self.server.bytes_per_second
+        piece = max(1, rate // 8) if rate else _CHUNK
         with target.open("rb") as source:
             source.seek(start)
             while start + sent < stop:
-                want = min(_CHUNK, stop - start - sent)
+                if rate:
+                    time.sleep(piece / rate)
+                want = min(piece, stop - start - sent)
                 if cut is not None:
                     want = min(want, cut - sent)
                     if want <= 0:

@@ -72,7 +72,7 @@ def trickle_server() -> Iterator[str]:
         server.server_close()
 
 
-def test_a_trickling_server_fails_download_and_cache_naming_the_url(tmp_path: Path) -> None:
+def test_a_trickling_server_fails_download_cache_and_reads_naming_the_url(tmp_path: Path) -> None:
     with trickle_server() as base:
         url = f"{base}Data/data_A.4lep.root"
         got = hzz(
@@ -87,6 +87,14 @@ def test_a_trickling_server_fails_download_and_cache_naming_the_url(tmp_path: Pa
         )  # fmt: skip
         assert cached.returncode == 1, cached.stderr
         assert url in cached.stderr and "stalled" in cached.stderr, cached.stderr
+        # Read in place (no --cache): uproot's range requests are bounded the same way.
+        direct = hzz(
+            *run_args(tmp_path, tmp_path / "out", "--samples", "data_A"),
+            "--data", base, "--timeout", "2",
+        )  # fmt: skip
+        assert direct.returncode == 1, direct.stderr
+        assert url in direct.stderr and "stalled" in direct.stderr, direct.stderr
+        assert "Traceback" not in direct.stderr, direct.stderr
 
 
 # --------------------------------------------------------------------------- secrets

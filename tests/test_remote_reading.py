@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uproot
 from distributed import Client
 
 from analysis.catalogue import load_release
 from analysis.document import HistogramDocument
 from cluster.access.inspected import InspectionCache
-from cluster.access.remote import check_reachable
+from cluster.access.remote import check_reachable, uproot_open_options
 from cluster.cli import main
 from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
@@ -114,3 +115,16 @@ def test_a_changed_file_is_inspected_again(server: RangeFileServer, tmp_path: Pa
     assert cache.known(remote) == {url: info}
     changed = {url: type(remote[url])(url, remote[url].size, '"other"', remote[url].last_modified)}
     assert cache.known(changed) == {}
+
+
+def test_a_range_slower_than_the_timeout_is_read_while_it_keeps_moving(
+    server: RangeFileServer,
+) -> None:
+    """A slow link is not a dead one: 400 kB at 128 kB/s takes three times the 1 s
+    timeout, and each second brings more than the minimum, so the read completes."""
+    relative = "MC/mc_410155.ttW.4lep.root"
+    expected = (SHARED_DATA / BASE_2020.strip("/") / relative).read_bytes()[:400_000]
+    server.bytes_per_second = 128 * 1024
+    with uproot.open(server.url + BASE_2020 + relative, **uproot_open_options(1.0)) as file:
+        chunk = file.file.source.chunk(0, len(expected))
+        assert chunk.raw_data.tobytes() == expected

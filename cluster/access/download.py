@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from analysis.catalogue import Release, Sample, join
 from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
+from .progress import Progress, Stalled
 from .remote import (
     RemoteAccessError,
     describe_network_error,
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 #: Bytes per read from the network: what a dropped connection can cost of the .part.
 NETWORK_CHUNK_BYTES = 64 * 1024
-#: Bytes a transfer must bring every ``--timeout`` seconds not to count as stalled.
-MIN_PROGRESS_BYTES = 64 * 1024
 #: Hidden lock file in each folder written to: two runs never write one .part together.
 LOCK_NAME = ".hzz-fetch.lock"
 
@@ -149,7 +147,7 @@ def _resume(url: str, part: Path, size: int, timeout: float, show_progress: bool
             ):
                 out.seek(offset)
                 out.truncate()
-                progress = Progress(url, timeout, offset)
+                progress = Progress(url, timeout, offset, end=size)
                 while True:
                     # read1: what one socket read brings, so a trickle is seen as such
                     # (read() would wait for a whole chunk, for ever at one byte a second).
@@ -167,40 +165,16 @@ def _resume(url: str, part: Path, size: int, timeout: float, show_progress: bool
             f"{describe_network_error(err, timeout)}",
         ) from err
     except (urllib3.exceptions.HTTPError, OSError) as err:  # raw reads: a timeout, a reset
-        reason = (
-            f"no bytes within {timeout:g} s (--timeout {timeout:g})"
-            if isinstance(err, urllib3.exceptions.ReadTimeoutError | TimeoutError)
-            else f"{type(err).__name__}: {err}"
-        )
+        if isinstance(err, Stalled):
+            reason = err.detail
+        elif isinstance(err, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+            reason = f"no bytes within {timeout:g} s (--timeout {timeout:g})"
+        else:
+            reason = f"{type(err).__name__}: {err}"
         raise RemoteAccessError(
             url, f"interrupted after {offset + received} of {size} bytes: {reason}"
         ) from err
     return received
-
-
-class Stalled(RemoteAccessError):
-    """The server sends too little, too slowly: a trickle that per-read timeouts never end."""
-
-
-class Progress:
-    """Fails a transfer that does not move: each ``timeout`` seconds must bring at least
-    ``MIN_PROGRESS_BYTES`` (a read timeout alone ends only a transfer that stops dead;
-    a server sending a byte a second would hold it for ever)."""
-
-    def __init__(self, url: str, timeout: float, at: int) -> None:
-        self.url, self.timeout = url, timeout
-        self.mark, self.since = at, time.monotonic()
-
-    def update(self, at: int) -> None:
-        now = time.monotonic()
-        if at - self.mark >= MIN_PROGRESS_BYTES:
-            self.mark, self.since = at, now
-        elif now - self.since > self.timeout:
-            raise Stalled(
-                self.url,
-                f"stalled: {at - self.mark} bytes in {now - self.since:.0f} s "
-                f"(at least {MIN_PROGRESS_BYTES} bytes every {self.timeout:g} s, --timeout)",
-            )
 
 
 def _verify(url: str, part: Path, size: int, sha256: str | None) -> None:

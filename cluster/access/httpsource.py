@@ -12,9 +12,13 @@ GET into ``FileNotFoundError``: a transient ``503`` would make a file look missi
 ``RetryingSource`` is ``FSSpecSource`` (given to ``uproot.open`` as ``handler``, see
 ``cluster.access.remote.uproot_open_options``) with each of those requests retried with
 exponential back-off on transient failures (connection refused or reset, a body cut
-short, ``5xx``/``429``/``408``, no answer within the timeout), and a failure that
-outlasts its retries raised as ``RemoteAccessError`` naming the URL, the cause and the
-attempts. Range merging, concurrency and the event loop are fsspec's and uproot's; local
+short, ``5xx``/``429``/``408``, no answer within the timeout, a body that stalls), and a
+failure that outlasts its retries raised as ``RemoteAccessError`` naming the URL, the
+cause and the attempts. A range's body is bounded by progress, not by its duration
+(``cluster.access.progress``): a large range on a slow link that keeps moving is read to
+the end; a server that trickles bytes fails it within a few ``--timeout`` windows.
+
+Range merging, concurrency and the event loop are fsspec's and uproot's; local
 files and other protocols go through ``FSSpecSource`` unchanged.
 """
 
@@ -24,6 +28,7 @@ import asyncio
 import random
 from typing import Any
 
+import aiohttp
 import uproot.source.chunk
 import uproot.source.futures
 from uproot.source.coalesce import coalesce_requests
@@ -31,6 +36,7 @@ from uproot.source.fsspec import FSSpecSource
 
 from cluster.defaults import DEFAULT_TIMEOUT_S
 
+from .progress import Progress
 from .retry import RETRY_ATTEMPTS, backoff_s, reason, should_retry
 
 #: HTTP answer headers that identify one version of a file (with its size).
@@ -53,13 +59,17 @@ class RetryingSource(FSSpecSource):
 
     # ------------------------------------------------------------------ the requests
 
-    async def _attempts_of(self, what: str, make: Any) -> Any:
-        """``await make()``, retried on transient failures; RemoteAccessError at the end."""
+    async def _attempts_of(self, what: str, make: Any, bounded: bool = True) -> Any:
+        """``await make()``, retried on transient failures; RemoteAccessError at the end.
+
+        ``bounded``: each try must finish within the timeout (a HEAD); otherwise ``make``
+        bounds itself (a range body, by its progress).
+        """
         from .remote import RemoteAccessError
 
         for attempt in range(1, self._attempts + 1):
             try:
-                return await asyncio.wait_for(make(), self._timeout)
+                return await (asyncio.wait_for(make(), self._timeout) if bounded else make())
             except FileNotFoundError:
                 raise
             except Exception as err:
@@ -72,9 +82,46 @@ class RetryingSource(FSSpecSource):
 
     async def _range(self, start: int, stop: int) -> bytes:
         return await self._attempts_of(
-            f"bytes {start}–{stop}",
-            lambda: self._fs._cat_file(self._file_path, start=start, end=stop),
+            f"bytes {start}–{stop}", lambda: self._get(start, stop), bounded=False
         )
+
+    async def _get(self, start: int, stop: int) -> bytes:
+        """One GET of bytes ``start``–``stop``: the answer's head within the timeout, then
+        the body as long as each timeout window brings enough of it (fsspec's
+        ``_cat_file`` reads the body in one await that only a bound on the whole
+        request could end)."""
+        if start >= stop:
+            return b""
+        session = await self._fs.set_session()
+        options = dict(self._fs.kwargs)
+        # fsspec hands uproot's ``timeout`` to aiohttp as a bound on the whole request;
+        # here it bounds connecting and the answer's head, and progress bounds the body.
+        options["timeout"] = aiohttp.ClientTimeout(total=None, connect=self._timeout)
+        headers = dict(options.pop("headers", None) or {})
+        headers["Range"] = f"bytes={start}-{stop - 1}"
+        url = self._fs.encode_url(self._file_path)
+        response = await asyncio.wait_for(
+            session.get(url, headers=headers, **options), self._timeout
+        )
+        try:
+            if response.status == 404:
+                raise FileNotFoundError(self._url)
+            response.raise_for_status()
+            whole = response.status == 200  # the server ignored the range
+            body = bytearray()
+            progress = Progress(self._url, self._timeout, 0, None if whole else stop - start)
+            while True:
+                try:
+                    block = await asyncio.wait_for(response.content.readany(), progress.wait_s())
+                except TimeoutError:
+                    raise progress.stalled(len(body)) from None
+                if not block:
+                    break
+                body += block
+                progress.update(len(body))
+        finally:
+            response.release()
+        return bytes(body[start:stop]) if whole else bytes(body)
 
     async def _ranges(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         # Any range failing for good fails the whole request with its cause (fsspec would

@@ -43,6 +43,7 @@ class RemoteAccessError(OSError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"{url}: {reason}")
         self.url = url
+        self.detail = reason
 
 
 def uproot_open_options(timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:

@@ -85,6 +85,9 @@ def _is_timeout(err: BaseException) -> bool:
 
 def reason(err: BaseException, timeout: float) -> str:
     """The cause in words: an HTTP status with its reason, a timeout with how long."""
+    detail = getattr(err, "detail", None)  # an error of ours that says it already
+    if isinstance(detail, str) and detail:
+        return detail
     if _is_timeout(err):
         return f"no answer within {timeout:g} s (--timeout {timeout:g})"
     status = _status(err)
