@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import logging
 import os
 import signal
 import threading
@@ -15,6 +15,8 @@ from cluster.defaults import setting
 
 from .broker import add_broker_arguments, publish_saved
 from .common import DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, HelpFormatter, names, step_size
+
+log = logging.getLogger(__name__)
 
 #: Threads of each local worker process when the data are remote (one otherwise).
 REMOTE_THREADS_PER_WORKER = 2
@@ -166,6 +168,16 @@ def _stop_on_interrupt(signum: int, frame: object) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+def _warm_up_figure(release: Any) -> None:
+    """``analysis.plot.warm_up``; a failure here is the real figure's to report."""
+    try:
+        from analysis.plot import warm_up
+
+        warm_up(release)
+    except Exception as err:  # the real figure is drawn (and fails, if it must) anyway
+        log.debug("figure warm-up failed: %s", err)
+
+
 def run_command(args: argparse.Namespace) -> int:
     from analysis.catalogue import is_remote, load_release
     from analysis.errors import HZZError, InputError, MissingFileError
@@ -195,9 +207,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     check_writable(Path(args.out))  # before the cluster starts, not after the computation
 
-    # The worker processes boot while this process imports the analysis; matplotlib
-    # is imported while the workers compute; the cluster shuts down while the figure
-    # is written.
+    # The worker processes boot while this process imports the analysis; a first,
+    # throw-away figure is drawn while the workers compute (the real one then costs
+    # only its own drawing); the cluster shuts down while the figure is written.
+    publishing = bool(args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"))
     from cluster.runtime.clusters import BackgroundClient
 
     # Reading remote files, a worker's second thread computes one partition while the
@@ -232,7 +245,9 @@ def run_command(args: argparse.Namespace) -> int:
                 print(f"Dask dashboard: {client.dashboard_link}", flush=True)
                 return client
 
-            threading.Thread(target=importlib.import_module, args=("analysis.plot",)).start()
+            warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
+            if not publishing:
+                warming.start()
             # Remote files are checked while the cluster starts.
             result = run_analysis(connect, release, options)
         except MissingFileError as err:
@@ -262,10 +277,11 @@ def run_command(args: argparse.Namespace) -> int:
     print(result.yields_table())
     if args.fit:  # the fit is made where the figure is drawn: here, or by the plotter
         document.figure = replace(document.figure, fit=True)
-    if args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"):
+    if publishing:
         saved = write_document(document, Path(args.out))
         print(f"document: {saved}")
         return publish_saved(saved, document.to_json(), args)
+    warming.join()  # one figure at a time: matplotlib's settings are the process's
     try:
         written, fitted = write_outputs(result, Path(args.out))
     except HZZError as err:  # a document the model cannot fit: nothing is written

@@ -119,6 +119,7 @@ def run_analysis(
         client = client()
     compute = WatchedCompute(client, options.worker_timeout_s, options.show_progress)
     open_options = uproot_open_options(options.timeout_s)
+    began = time.monotonic()
     inspection = analysis.inspect(
         data=locations,
         release=release,
@@ -133,8 +134,17 @@ def run_analysis(
     if kept is not None:
         fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
         kept.keep(fresh, remote)
+    inspected = sum(len(files) for files in inspection.files.values())
+    log.info(
+        "files inspected: %d (%d known from before) in %.2f s",
+        inspected,
+        len(known),
+        time.monotonic() - began,
+    )
     graph = analysis.build(inspection, options.step_size)
+    began = time.monotonic()
     computed = compute_graph(graph, compute)
+    log.info("computed in %.2f s", time.monotonic() - began)
     return analysis.collect(graph, computed, options.skip_bad_files)
 
 
