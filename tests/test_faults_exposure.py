@@ -118,6 +118,39 @@ def test_a_password_in_a_data_url_is_never_shown(fake_mirror: Path, tmp_path: Pa
     assert f"http://reader:***@127.0.0.1:{port}/{ZEE}" in stopped.stderr
 
 
+def test_a_password_never_reaches_a_real_runs_skipped_list(
+    fake_mirror: Path, tmp_path: Path
+) -> None:
+    """With --skip-bad-files the bad file goes into the document (which is published):
+    its URL there, in the figure's notes and on the console is ``user:***@``."""
+    import shutil
+
+    from .range_server import serve_files
+
+    data_a = "Data/data_A.4lep.root"
+    real = (fake_mirror / data_a).resolve()
+    (fake_mirror / data_a).unlink()
+    shutil.copyfile(real, fake_mirror / data_a)  # the server serves no link out of its root
+    (fake_mirror / ZEE).unlink()
+    (fake_mirror / ZEE).write_bytes(b"<html>503</html>\n" * 100)
+    out = tmp_path / "out"
+    with serve_files(fake_mirror) as server:
+        port = server.server_address[1]
+        base = f"http://reader:s3cr3t-pw@127.0.0.1:{port}/"
+        done = hzz(
+            "run", "--data", base, "--out", str(out), "--workers", "1", "--dashboard", ":0",
+            "--no-progress", "--samples", "data_A,Zee", "--skip-bad-files", "--timeout", "10",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "s3cr3t-pw" not in done.stdout + done.stderr
+    (document,) = out.glob("*.json")
+    text = document.read_text()
+    assert "s3cr3t-pw" not in text
+    skipped = json.loads(text)["skipped"]
+    assert [s["file"] for s in skipped] == [f"http://reader:***@127.0.0.1:{port}/{ZEE}"]
+    assert json.loads(text)["samples"]["data_A"]["n_in"] > 0
+
+
 def test_a_password_never_reaches_the_documents_skipped_list(mirror: Path) -> None:
     """The skipped list is published: a bad file's URL and cause there are redacted."""
     from analysis.catalogue import load_release
