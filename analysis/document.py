@@ -255,6 +255,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: Bins of a histogram's axis a document may declare (releases use 34 and 68).
+MAX_BINS = 10_000
+
+
 def _load_hist(raw: Any, where: str, binning: Binning | None) -> hist.Hist:
     """A UHI histogram of one regular axis; of ``binning`` (``None``: any regular one)."""
     _require(isinstance(raw, dict), where, "must be a UHI JSON histogram object")
@@ -281,12 +285,18 @@ def _load_hist(raw: Any, where: str, binning: Binning | None) -> hist.Hist:
             f"to {binning.high:g} GeV",
         )
     _require(raw["storage"].get("type") == "weighted", where, "storage must be 'weighted'")
+    bins = axis.get("bins")
+    _require(_is_int(bins) and 1 <= bins <= MAX_BINS, where, f"axis must have 1 to {MAX_BINS} bins")
     storage = {
         key: np.asarray(value, dtype=float) if isinstance(value, list) else value
         for key, value in raw["storage"].items()
     }
+    # The histogram is built from the axis: its size must be the one the values give,
+    # never one a sender merely declares (a billion bins would be allocated first).
+    cells = bins + bool(axis.get("underflow")) + bool(axis.get("overflow"))
     for key in ("values", "variances"):
         array = storage[key]
+        _require(np.shape(array) == (cells,), where, f"storage {key} must hold {cells} numbers")
         _require(np.all(np.isfinite(array)), where, f"storage {key} must be finite")
     try:
         return hist.Hist({**raw, "storage": storage})

@@ -96,6 +96,19 @@ def test_invalid_documents_name_the_field(change: Any, named: str) -> None:
         from_dict(_broken(change))
 
 
+@pytest.mark.parametrize("bins", [10**9, 35])
+def test_a_histogram_is_never_allocated_from_a_declared_size(bins: int) -> None:
+    """An axis declaring a billion bins (16 GB to allocate) or more bins than its
+    values: rejected before any histogram is built, naming the field."""
+
+    def declare(raw: dict[str, Any]) -> None:
+        for sample in raw["samples"].values():
+            sample["hist"]["axes"][0]["bins"] = bins
+
+    with pytest.raises(DocumentError, match=r"samples\.\w+\.hist: (axis must have|storage)"):
+        from_dict(_broken(declare))
+
+
 @pytest.mark.parametrize(
     "payload", [b"\x80\x04\x95garbage", b"{not json", b"[1, 2]", b"", b"[" * 100_000]
 )
