@@ -149,6 +149,32 @@ def test_a_drawing_that_hangs_or_dies_is_dead_lettered(
     assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE
 
 
+def test_the_drawing_process_dies_with_a_killed_plotter(
+    tmp_path: Path,
+    broker: Broker,  # noqa: F811
+    plotters: list,  # noqa: F811
+) -> None:
+    """A plotter SIGKILLed while it draws leaves no drawing process behind, not even a
+    hung one."""
+    out = tmp_path / "plots"
+    plotter = Plotter(out, broker)
+    plotters.append(plotter)
+    publish(make_document(seed=8).to_json(), URL, broker.topology, timeout_s=30)
+    child = _render_child(plotter)
+    child.suspend()  # a drawing that hangs
+    plotter.process.kill()
+    plotter.process.wait()
+
+    def gone() -> bool:
+        try:
+            return child.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(gone, "the orphaned drawing process to end")
+    assert not pngs(out)
+
+
 def _kill_while_handling(plotter: Plotter, in_hand: InHand, key: str, start: int) -> None:
     """SIGKILL the plotter process itself (as the OOM killer would) while it handles the
     message ``key`` for the ``start``-th time (its record says so)."""

@@ -29,10 +29,12 @@ restart; the service counts on disk each start of handling a message that never 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -370,7 +372,9 @@ class Plotter:
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(
-            target=_render_child, args=(document, metadata, sender), name="hzz-render"
+            target=_render_child,
+            args=(document, metadata, sender, os.getpid()),
+            name="hzz-render",
         )
         child.start()
         sender.close()
@@ -471,8 +475,33 @@ def _ended(child: multiprocessing.process.BaseProcess) -> str:
     return f"the drawing process exited with code {code}"
 
 
-def _render_child(document: HistogramDocument, metadata: dict[str, str], sender: Any) -> None:
+#: prctl(2) option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(service: int) -> None:
+    """Have the kernel SIGKILL this drawing process when the service process dies.
+
+    A service killed while drawing (SIGKILL, the OOM killer) would otherwise leave its
+    drawing process running on as an orphan, a hung figure for ever, one more after each
+    restart. Linux only; elsewhere the orphan ends when its drawing does.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != service:  # it died before the request took effect
+        os._exit(1)
+
+
+def _render_child(
+    document: HistogramDocument, metadata: dict[str, str], sender: Any, service: int
+) -> None:
     """In the forked drawing process: the PNG, or why it could not be drawn."""
+    _die_with(service)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
     try:
