@@ -78,3 +78,8 @@ def inspection_cache_dir() -> str | None:
 #: Longest the plotting service spends on one document: its figure takes about 1-3 s,
 #: a fit (when the document asks for one) about 30 s on two busy cores.
 DEFAULT_RENDER_TIMEOUT_S = 180.0
+
+#: Times the plotting service may stop (killed, out of memory, crashed) while handling
+#: one message before that message is dead-lettered instead of handled again: more than
+#: one, since the service can also be stopped for reasons of its own (a redeploy).
+DEFAULT_CRASH_LIMIT = 3

@@ -2,14 +2,16 @@
 
 Real ``hzz plotter`` processes on the real broker (each test its own queue): poison
 documents of every kind in one queue ahead of a good one, a drawing process that hangs
-or dies, and an output directory that is full or not a directory. Whatever follows
-from a message dead-letters it with a reason; a fault of the surroundings keeps the
+or dies, a document that kills the plotter process itself (again and again), and an
+output directory that is full or not a directory. Whatever follows from a message
+dead-letters it with a reason; a fault of the surroundings keeps the
 message, and the service stays up, says so in its health file, and goes on once the
 fault is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +22,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from cluster.defaults import DEFAULT_CRASH_LIMIT
+from cluster.service.inhand import InHand, body_key
 from cluster.service.ledger import png_message_id
 from cluster.service.plotter import REASON_HEADER
 from cluster.service.publisher import message_id_for, publish
@@ -143,6 +147,79 @@ def test_a_drawing_that_hangs_or_dies_is_dead_lettered(
     assert expected in dead[stuck.message_id]
     assert plotter.process.poll() is None
     assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_drawing_process_dies_with_a_killed_plotter(
+    tmp_path: Path,
+    broker: Broker,  # noqa: F811
+    plotters: list,  # noqa: F811
+) -> None:
+    """A plotter SIGKILLed while it draws leaves no drawing process behind, not even a
+    hung one."""
+    out = tmp_path / "plots"
+    plotter = Plotter(out, broker)
+    plotters.append(plotter)
+    publish(make_document(seed=8).to_json(), URL, broker.topology, timeout_s=30)
+    child = _render_child(plotter)
+    child.suspend()  # a drawing that hangs
+    plotter.process.kill()
+    plotter.process.wait()
+
+    def gone() -> bool:
+        try:
+            return child.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(gone, "the orphaned drawing process to end")
+    assert not pngs(out)
+
+
+def _kill_while_handling(plotter: Plotter, in_hand: InHand, key: str, start: int) -> None:
+    """SIGKILL the plotter process itself (as the OOM killer would) while it handles the
+    message ``key`` for the ``start``-th time (its record says so)."""
+    wait_for(lambda: in_hand.pending().get(key) == start, f"start {start}", timeout=120)
+    parent = psutil.Process(plotter.process.pid)
+    parent.suspend()  # no new drawing process from here on
+    drawing = parent.children(recursive=True)
+    parent.kill()
+    plotter.process.wait()
+    for child in drawing:  # an orphaned drawing process is no part of the fault
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+def test_a_document_that_keeps_killing_the_plotter_is_dead_lettered(
+    tmp_path: Path,
+    broker: Broker,  # noqa: F811
+    plotters: list,  # noqa: F811
+) -> None:
+    """Each delivery of the poison document kills the plotter process itself; each restart
+    gets it again. After DEFAULT_CRASH_LIMIT such stops the next plotter dead-letters it
+    unhandled, with the reason, draws the document behind it and stays up."""
+    out = tmp_path / "plots"
+    in_hand = InHand(out)
+    body = make_document(seed=5).to_json()
+    poison = publish(body, URL, broker.topology, timeout_s=30)
+    key = body_key(body)
+    for stop in range(1, DEFAULT_CRASH_LIMIT + 1):
+        plotter = Plotter(out, broker)
+        plotters.append(plotter)
+        _kill_while_handling(plotter, in_hand, key, stop)
+        assert not pngs(out), "killed before its figure was written"
+        wait_for(lambda: broker.counts() == 1, "the broker to requeue the unacked message")
+    good = publish(make_document(seed=6).to_json(), URL, broker.topology, timeout_s=30)
+    plotter = Plotter(out, broker)
+    plotters.append(plotter)
+    wait_for(lambda: any(png_message_id(p) == good.message_id for p in pngs(out)), "the good PNG")
+    dead = {p.message_id: p.headers.get(REASON_HEADER, "") for p, _ in broker.dead_letters()}
+    reason = f"the plotter stopped while handling this message {DEFAULT_CRASH_LIMIT} times"
+    assert dead == {poison.message_id: reason}
+    assert f"message {poison.message_id}: dead-lettered: {reason}" in plotter.text()
+    assert plotter.process.poll() is None, "the service stays up"
+    assert len(pngs(out)) == 1
+    assert broker.counts() == 0
+    assert in_hand.pending() == {}, "every settled message's count is cleared"
 
 
 def health(path: Path) -> subprocess.CompletedProcess:

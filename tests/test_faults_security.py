@@ -257,9 +257,9 @@ def test_hostile_documents_never_write_outside_out(tmp_path: Path, broker: Broke
     plotted = ("created year 1", "created year 9999", "created 1970", "created with NUL")
     for name in (*plotted, "sample names", "missing/generated"):
         assert message_id_for(dict(documents)[name]) in written, name
-    # Only plot_….png files (and the ledger) inside --out; nothing anywhere else.
+    # Only plot_….png files (and the ledger and in-hand records) inside --out; nothing else.
     inside = sorted(p.name for p in out.iterdir())
-    ledger = {".hzz-plotted", ".hzz-plotted.lock"}
+    ledger = {".hzz-plotted", ".hzz-plotted.lock", ".hzz-in-hand", ".hzz-in-hand.lock"}
     assert all(PNG_NAME.match(n) for n in inside if n not in ledger), inside
     assert len([n for n in inside if n.endswith(".png")]) == len(written)
     assert {p.name for p in out.glob("plot_01_01_01-00-00*.png")}

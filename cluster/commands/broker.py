@@ -157,7 +157,7 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.defaults import DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
+    from cluster.defaults import DEFAULT_CRASH_LIMIT, DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
 
     parser = subparsers.add_parser(
         "plotter",
@@ -199,6 +199,15 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         "dead-lettered (the figure is drawn in a child process, the service goes on)",
     )
     parser.add_argument(
+        "--crash-limit",
+        metavar="N",
+        type=int,
+        default=DEFAULT_CRASH_LIMIT,
+        help="dead-letter a message once this service has stopped (killed, out of memory, "
+        "crashed) N times while handling it, instead of handling it again; the starts are "
+        "counted in DIR/.hzz-in-hand",
+    )
+    parser.add_argument(
         "--health-file",
         metavar="FILE",
         default=None,
@@ -217,6 +226,8 @@ def plotter_command(args: argparse.Namespace) -> int:
         raise InputError("--max-bytes must be positive")
     if not args.render_timeout > 0:
         raise InputError("--render-timeout must be positive")
+    if args.crash_limit < 1:
+        raise InputError("--crash-limit must be at least 1")
     warn_password_in_argv(args.broker)
     url = broker_url(args.broker)  # BrokerConfigError: bad input
     options = PlotterOptions(
@@ -228,5 +239,6 @@ def plotter_command(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         health_file=Path(args.health_file) if args.health_file else None,
         render_timeout_s=args.render_timeout,
+        crash_limit=args.crash_limit,
     )
     return serve(options)

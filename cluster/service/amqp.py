@@ -52,6 +52,18 @@ class BrokerUnavailable(RunFailure):
     """The broker could not be reached (or did not confirm) within the time budget."""
 
 
+class BrokerBlocked(ConnectionError):
+    """The broker held this connection blocked (``connection.blocked``, sent in a memory
+    or disk alarm) past the time budget. pika's own error says only "Blocked connection
+    timeout expired", which does not tell an operator to look at the broker's alarms."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(
+            "the broker blocked publishing (connection.blocked: a memory or disk alarm on "
+            f"the broker) and did not unblock within {waited_s:.3g} s"
+        )
+
+
 def describe(err: BaseException) -> str:
     """One line for a broker error; pika's own ``str()`` is often empty."""
     if isinstance(err, pika.exceptions.AMQPError):

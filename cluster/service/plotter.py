@@ -19,15 +19,22 @@ directory with backoff until it can write again; it does not exit. When a docume
 asks for a fit (``figure.fit``), the child also makes the post-fit figure, the fit
 results and the pyhf workspace, written beside the figure; a document the model cannot
 fit still gets its figure.
+
+A message that kills this process itself (not its drawing child) comes back after the
+restart; the service counts on disk each start of handling a message that never finished
+(``cluster.service.inhand``) and dead-letters a message once the plotter has stopped
+``crash_limit`` times while handling it, so no message can bring the service down for ever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -45,10 +52,16 @@ from pika.spec import Basic, BasicProperties
 from analysis.document import HistogramDocument
 from analysis.outputs import write_new
 from analysis.plot import render_png
-from cluster.defaults import DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S, setting
+from cluster.defaults import (
+    DEFAULT_CRASH_LIMIT,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_RENDER_TIMEOUT_S,
+    setting,
+)
 
 from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
 from .heartbeat import WORKING, Heartbeat
+from .inhand import InHand, body_key
 from .ledger import PNG_KEY, Ledger
 from .messages import Rejected, decode, idempotency_key, message_label, printable, validate
 
@@ -88,6 +101,7 @@ class PlotterOptions:
     timeout_s: float | None = None  # --once: give up if no message came in this time
     health_file: Path | None = None  # refreshed while consuming (heartbeat.py)
     render_timeout_s: float = DEFAULT_RENDER_TIMEOUT_S  # longest drawing of one figure
+    crash_limit: int = DEFAULT_CRASH_LIMIT  # stops while handling one message, then dead
 
 
 class Plotter:
@@ -96,6 +110,7 @@ class Plotter:
     def __init__(self, options: PlotterOptions) -> None:
         self.options = options
         self.ledger = Ledger(options.out_dir)
+        self.in_hand = InHand(options.out_dir)
         self._stop = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self.heartbeat = Heartbeat(options.health_file)
@@ -233,12 +248,51 @@ class Plotter:
                     log.error("no message within %g s", self.options.timeout_s)
                     return 1
                 continue
-            outcome = self.handle(channel, method, properties, body)
+            outcome = self.handle_counted(channel, method, properties, body)
             if self.options.once:
                 return 2 if outcome is Outcome.REJECTED else 0
             if self._stop.is_set():
                 break
         return None
+
+    def handle_counted(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> Outcome:
+        """``handle`` one message, its start counted on disk until it is settled.
+
+        The count survives only a death of this process while handling the message (a
+        redelivery after a dropped link, a full disk or an error this process lives
+        through clears it), so a message found with ``crash_limit`` unfinished starts
+        is one that keeps killing the service: it is dead-lettered unhandled.
+        """
+        key = body_key(body)
+        try:
+            stops = self.in_hand.start(key)
+        except OSError as err:  # the output directory: not the message's fault
+            raise OutputUnavailable(
+                f"cannot write figures to {self.options.out_dir}: {err.strerror or err}"
+            ) from err
+        if stops >= self.options.crash_limit:
+            reason = f"the plotter stopped while handling this message {stops} times"
+            outcome = self._reject(
+                channel, method, properties, body, message_label(properties), reason
+            )
+            self._finish(key)  # only once it is out of the queue: else counted again
+            return outcome
+        try:
+            return self.handle(channel, method, properties, body)
+        finally:
+            self._finish(key)
+
+    def _finish(self, key: str) -> None:
+        try:
+            self.in_hand.finish(key)
+        except OSError as err:  # a stale count only makes the limit come sooner, once
+            log.warning("cannot clear the in-hand record %s: %s", key, err.strerror or err)
 
     def handle(
         self,
@@ -318,7 +372,9 @@ class Plotter:
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(
-            target=_render_child, args=(document, metadata, sender), name="hzz-render"
+            target=_render_child,
+            args=(document, metadata, sender, os.getpid()),
+            name="hzz-render",
         )
         child.start()
         sender.close()
@@ -419,8 +475,33 @@ def _ended(child: multiprocessing.process.BaseProcess) -> str:
     return f"the drawing process exited with code {code}"
 
 
-def _render_child(document: HistogramDocument, metadata: dict[str, str], sender: Any) -> None:
+#: prctl(2) option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(service: int) -> None:
+    """Have the kernel SIGKILL this drawing process when the service process dies.
+
+    A service killed while drawing (SIGKILL, the OOM killer) would otherwise leave its
+    drawing process running on as an orphan, a hung figure for ever, one more after each
+    restart. Linux only; elsewhere the orphan ends when its drawing does.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != service:  # it died before the request took effect
+        os._exit(1)
+
+
+def _render_child(
+    document: HistogramDocument, metadata: dict[str, str], sender: Any, service: int
+) -> None:
     """In the forked drawing process: the PNG, or why it could not be drawn."""
+    _die_with(service)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
     try:

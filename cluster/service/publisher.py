@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 
 import pika
+import pika.exceptions
 
 from analysis.document import SCHEMA
 
-from .amqp import Topology, parameters, quiet_pika, redact, with_retry
+from .amqp import BrokerBlocked, Topology, parameters, quiet_pika, redact, with_retry
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def publish(
             channel.basic_publish(
                 topology.exchange, topology.routing_key, wire, properties, mandatory=True
             )
+        except pika.exceptions.ConnectionBlockedTimeout as err:
+            raise BrokerBlocked(left) from err
         finally:
             if connection.is_open:
                 connection.close()
