@@ -221,3 +221,55 @@ def test_a_broker_in_a_memory_alarm_fails_the_publish_within_the_broker_timeout(
     time.sleep(2)  # the unblocked connections' last frames
     queued = broker.drain(names[-1])
     assert 1 <= len(queued) <= 3 and set(queued) == {message_id_for(before)}, queued
+
+
+def test_a_plotter_rides_out_a_broker_restart(
+    tmp_path: Path, private_broker: PrivateBroker
+) -> None:
+    """The broker's application stops under a running plotter and starts again: the
+    plotter says it lost the link, never exits, reconnects, and draws what comes next;
+    a document queued before the stop (durable queue, persistent message) is not lost."""
+    from tests.test_broker import make_document, pngs, wait_for
+
+    broker = private_broker
+    tag = uuid.uuid4().hex[:8]
+    names = ["--exchange", f"hzz-restart-{tag}.x", "--queue", f"hzz-restart-{tag}.q"]
+    out, log_path = tmp_path / "plots", tmp_path / "plotter.log"
+    documents = []
+    for seed in (1, 2, 3):
+        path = tmp_path / f"document-{seed}.json"
+        path.write_bytes(make_document(seed=seed).to_json())
+        documents.append(path)
+
+    def publish(path: Path) -> None:
+        sent = hzz("publish", str(path), "--broker", broker.url, *names, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+
+    with log_path.open("wb") as log:
+        plotter = subprocess.Popen(
+            [sys.executable, "-m", "cluster.cli", "plotter", "--out", str(out),
+             "--broker", broker.url, *names],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        publish(documents[0])
+        wait_for(lambda: len(pngs(out)) == 1, "the first PNG")
+
+        plotter.send_signal(signal.SIGSTOP)  # a document waits in the queue meanwhile
+        publish(documents[1])
+        stopped = broker.ctl("stop_app")
+        assert stopped.returncode == 0, stopped.stderr
+        plotter.send_signal(signal.SIGCONT)
+        wait_for(lambda: "broker link lost" in log_path.read_text(), "the lost link logged")
+        assert plotter.poll() is None, "a broker restart must not stop the service"
+
+        started = broker.ctl("start_app")
+        assert started.returncode == 0, started.stderr
+        wait_for(lambda: len(pngs(out)) == 2, "the document queued before the stop", 120)
+        publish(documents[2])
+        wait_for(lambda: len(pngs(out)) == 3, "a document sent after the restart", 120)
+        assert plotter.poll() is None
+        assert broker.queue_depth(names[-1]) == 0
+    finally:
+        plotter.kill()
+        plotter.wait()
