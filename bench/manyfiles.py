@@ -95,6 +95,15 @@ def _since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {key: after[key] - before[key] for key in before}
 
 
+def _cpu_s() -> float:
+    return time.process_time()
+
+
+def workers_cpu_s(client: Any) -> float:
+    """CPU seconds the worker processes have used so far (all their threads)."""
+    return sum(client.run(_cpu_s).values())
+
+
 def one_run(url: str, server_url: str, files: int, kept: Path) -> dict[str, Any]:
     """One run over the files (in this process): inspection and read, timed and counted."""
     import analysis
@@ -108,9 +117,11 @@ def one_run(url: str, server_url: str, files: int, kept: Path) -> dict[str, Any]
     with dask_client(None, WORKERS, REMOTE_THREADS_PER_WORKER, ":0") as client:
         client.wait_for_workers(WORKERS)
         start = _traffic(server_url)
+        cpu = workers_cpu_s(client)
         began = time.perf_counter()
         inspection, compute = inspect_inputs(client, release, options)
         inspected_s = time.perf_counter() - began
+        inspect_cpu_s = workers_cpu_s(client) - cpu
         middle = _traffic(server_url)
         graph = analysis.build(inspection, options.step_size)
         result = analysis.collect(graph, compute_graph(graph, compute))
@@ -119,6 +130,7 @@ def one_run(url: str, server_url: str, files: int, kept: Path) -> dict[str, Any]
     events = sum(sample.n_in for sample in result.document.samples.values())
     return {
         "inspect_s": inspected_s,
+        "inspect_workers_cpu_s": inspect_cpu_s,
         "read_s": read_s,
         "inspection": _since(start, middle),
         "read": _since(middle, end),
@@ -169,14 +181,16 @@ def many_markdown(figures: dict) -> list[str]:
         f"{figures['files']} files (links to one 26 kB file), {figures['link']}, "
         f"{WORKERS} workers × 2 threads; each run a fresh process:",
         "",
-        "| run | inspection s | read s | HEAD | header reads: inspection | "
-        "header reads: readers | requests | events |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | inspection s | workers' CPU s in it | read s | HEAD | "
+        "header reads: inspection | header reads: readers | requests | events |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run, label in (("first", "first (none kept)"), ("second", "second (kept)")):
         row = figures[run]
+        cpu = row.get("inspect_workers_cpu_s")
         lines.append(
-            f"| {label} | {row['inspect_s']:.2f} | {row['read_s']:.2f} | "
+            f"| {label} | {row['inspect_s']:.2f} | "
+            f"{'–' if cpu is None else format(cpu, '.2f')} | {row['read_s']:.2f} | "
             f"{row['inspection']['heads']} | {row['inspection']['header_reads']} | "
             f"{row['read']['header_reads']} | "
             f"{row['inspection']['requests'] + row['read']['requests']} | {row['events']} |"
