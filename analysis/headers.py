@@ -2,20 +2,22 @@
 
 Opening a ROOT file's tree is a chain of dependent range requests (the file header,
 the directory's keys, the tree's metadata: three round trips over HTTP). The
-inspection makes that chain anyway; before, every reader made it again to read its
-baskets, and a run with its inspections kept from an earlier run made it once per file
-all the same. Here the inspection records the byte ranges uproot asked for while it
-opened the tree (``HeaderFile(…, record=True)``: a few hundred bytes of file header and
-keys, and the tree's metadata), the inspection keeps them with its result (``FileInfo.header``,
-kept between runs with it), the graph hands each partition its file's header, and the
-reader opens the file from those bytes (``HeaderFile(…, header=…)``): no request until
-it asks for baskets. A range it was not given still goes to the server, so a header that
-does not cover what a reader asks for costs requests, never results.
+inspection makes that chain anyway; without this module every reader would make it
+again before its first basket, and a run whose inspections were kept from an earlier
+run would still make it once per file. Instead the inspection records the byte ranges
+uproot asks for while it opens the tree (``HeaderFile(…, record=True)``: a few hundred
+bytes of file header and keys, then the tree's metadata), keeps them with its result
+(``FileInfo.header``, kept between runs with it), the graph hands each partition its
+file's header, and the reader opens the file from those bytes
+(``HeaderFile(…, header=…)``): no request until it asks for baskets. A range it was
+not given still goes to the server, so a header that does not cover what a reader asks
+for costs requests, never results.
 
-uproot has no public way to open a file from bytes it read before: ``ReadOnlyFile``'s
-documented hook ``hook_before_get_chunks`` is used to put a layer in front of its
-source, which answers ``chunk`` (how uproot reads the header, keys and objects; baskets
-come through ``chunks``) from the recorded ranges.
+uproot has no public way to open a file from metadata read before (an open request:
+scikit-hep/uproot5#1137), so ``ReadOnlyFile``'s documented hook
+``hook_before_get_chunks`` puts a layer in front of its source that answers ``chunk``
+(how uproot reads the header, keys and objects; baskets come through ``chunks``) from
+the recorded ranges.
 """
 
 from __future__ import annotations
