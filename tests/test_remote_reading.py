@@ -182,3 +182,31 @@ def test_readers_open_a_remote_file_from_its_inspected_header(tmp_path: Path) ->
     with uproot.open(tmp_path / sample.path) as file:
         expected = file[release.tree].arrays(list(branches))
     assert ak.array_equal(ak.concatenate(remote), expected)
+
+
+def test_a_header_too_large_to_carry_is_not_kept(
+    server: RangeFileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the limit the inspection keeps no header: the readers open the file
+    themselves (and read what they read with one)."""
+    import awkward as ak
+
+    from analysis import headers, reader
+    from analysis.files import inspect_file
+    from analysis.summary import branches_for
+
+    release = load_release("2020")
+    zee = release.samples["Zee"]
+    url = f"{server.url}{BASE_2020}{zee.path}"
+    branches = branches_for(zee, release)
+    kept = inspect_file(zee.name, url, release.tree, branches)
+    monkeypatch.setattr(headers, "HEADER_LIMIT", 1000)
+    too_large = inspect_file(zee.name, url, release.tree, branches)
+    assert kept.header is not None and too_large.header is None
+    assert (too_large.entries, too_large.form) == (kept.entries, kept.form)
+    read = reader.PartitionReader(release.tree, ak.forms.from_json(kept.form))
+    server.traffic.reset()
+    opened = read((url, 0, kept.entries, too_large.header))
+    assert header_requests(server) == {f"{BASE_2020}{zee.path}": 1}
+    replayed = reader.PartitionReader(release.tree, ak.forms.from_json(kept.form))
+    assert ak.array_equal(opened, replayed((url, 0, kept.entries, kept.header)))
