@@ -8,8 +8,8 @@ in each worker process, so a worker parses a file's header once per run, whateve
 the number of partitions. A remote file's partitions come with the header its
 inspection recorded (``analysis.headers``): the worker parses it from those bytes and
 asks the server for baskets only, so a run requests each file's header once (at
-inspection) and a run with kept inspections not at all. Everything else is uproot's public API
-(``TTree.arrays`` over an entry range) and dask-awkward's column projection
+inspection) and a run with kept inspections not at all. Everything else is uproot's
+public API (``TTree.arrays`` over an entry range) and dask-awkward's column projection
 (``ColumnProjectionMixin``: only the branches the graph touches are read).
 
 Read errors never raise out of a task: the partition comes back empty, and every
