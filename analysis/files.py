@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import awkward as ak
 import uproot
 
+from .catalogue import is_remote
+from .headers import HeaderFile
 from .standins import read_mark
 
 
@@ -45,6 +47,9 @@ class FileInfo:
     #: The error is the server's, not the file's (an access error that names its URL,
     #: raised after the retries ran out): the file may be fine.
     unreachable: bool = False
+    #: A remote file's tree header as the inspection read it (``analysis.headers``):
+    #: the readers open the file from it without asking the server for it again.
+    header: bytes | None = field(default=None, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -58,9 +63,17 @@ def inspect_file(
     branches: Sequence[str],
     options: Mapping[str, Any] | None = None,
 ) -> FileInfo:
-    """Entries, needed branches and stand-in mark of one file; the cause if it is bad."""
+    """Entries, needed branches and stand-in mark of one file; the cause if it is bad.
+
+    A remote file's header is recorded on the way (``FileInfo.header``): the readers
+    then open the file without requests. A local file's is not (opening it is cheap)."""
     try:
-        with uproot.open(location, **dict(options or {})) as file:
+        opened = (
+            HeaderFile(location, record=True, **dict(options or {})).root_directory
+            if is_remote(location)
+            else uproot.open(location, **dict(options or {}))
+        )
+        with opened as file:
             if tree not in file:
                 trees = ", ".join(k for k, c in file.classnames().items() if c == "TTree")
                 return FileInfo(
@@ -76,6 +89,7 @@ def inspect_file(
             boundaries = tuple(int(b) for b in events.common_entry_offsets(filter_name=branches))
             generated = read_mark(file) is not None
             form = tree_form(events, branches).to_json()
+            header = file.file.header if isinstance(file.file, HeaderFile) else None
         return FileInfo(
             sample,
             location,
@@ -83,6 +97,7 @@ def inspect_file(
             generated=generated,
             boundaries=boundaries,
             form=form,
+            header=header,
         )
     except FileNotFoundError:
         return FileInfo(sample, location, missing=True, error="file not found")

@@ -125,9 +125,17 @@ def sample_graph(
     queued partitions in turn each tend to stay with one file and parse its header once,
     not every worker every file; results do not depend on the order (``rows_total``).
     """
-    steps = {f.location: partition_steps(f.entries, step_size, f.boundaries) for f in files}
+    # Each partition carries its file's header when the inspection recorded one (remote
+    # files): the reader opens the file from it without a request.
     partitions = interleave(
-        [[(location, a, b) for a, b in s] for location, s in steps.items()], readers
+        [
+            [
+                (f.location, a, b, f.header)
+                for a, b in partition_steps(f.entries, step_size, f.boundaries)
+            ]
+            for f in files
+        ],
+        readers,
     )
     if not partitions:  # only empty files: nothing to read
         return SampleGraph(sample, list(files), *_empty_outputs(release))

@@ -5,8 +5,11 @@
 HTTP) in every partition task, because its reader keeps nothing between tasks.
 ``PartitionReader`` keeps the trees it opened for the current graph in a small cache
 in each worker process, so a worker parses a file's header once per run, whatever
-the number of partitions. Everything else is uproot's public API
-(``TTree.arrays`` over an entry range) and dask-awkward's column projection
+the number of partitions. A remote file's partitions come with the header its
+inspection recorded (``analysis.headers``): the worker parses it from those bytes and
+asks the server for baskets only, so a run requests each file's header once (at
+inspection) and a run with kept inspections not at all. Everything else is uproot's
+public API (``TTree.arrays`` over an entry range) and dask-awkward's column projection
 (``ColumnProjectionMixin``: only the branches the graph touches are read).
 
 Read errors never raise out of a task: the partition comes back empty, and every
@@ -32,6 +35,8 @@ from typing import Any
 import awkward as ak
 import uproot
 from dask_awkward.lib.io.columnar import ColumnProjectionMixin
+
+from .headers import open_tree
 
 #: Open trees kept per worker process (a few files in flight; headers are small).
 TREE_CACHE_SIZE = 8
@@ -67,26 +72,56 @@ def use_fast_inflate() -> str:
 
 
 class _TreeCache:
-    """Trees opened by this process, by (run, location): least recently used go first."""
+    """Trees opened by this process, by (run, location): least recently used go first.
+
+    A worker computes with several threads: two partitions of one file asking at once
+    get one open (the second waits for the first's), not two.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._trees: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._opening: dict[tuple[str, str, str], threading.Lock] = {}
+        self.opens = 0  # files opened by this process (for tests and benchmarks)
 
-    def get(self, run: str, location: str, tree: str, options: Mapping[str, Any]) -> Any:
-        key = (run, location, tree)
+    def _cached(self, key: tuple[str, str, str]) -> Any | None:
         with self._lock:
             if key in self._trees:
                 self._trees.move_to_end(key)
                 return self._trees[key]
-        # No array cache: a run reads each basket once, and uproot's default (100 MB
-        # per open file) would only hold memory in the cached trees.
-        opened = uproot.open(location, **{"array_cache": None, **options})[tree]
+        return None
+
+    def get(
+        self,
+        run: str,
+        location: str,
+        tree: str,
+        options: Mapping[str, Any],
+        header: bytes | None = None,
+    ) -> Any:
+        key = (run, location, tree)
+        found = self._cached(key)
+        if found is not None:
+            return found
         with self._lock:
-            self._trees[key] = opened
-            while len(self._trees) > self.size:
-                self._trees.popitem(last=False)  # closed when its last reader lets go
+            opening = self._opening.setdefault(key, threading.Lock())
+        with opening:
+            found = self._cached(key)
+            if found is not None:
+                return found
+            try:
+                # No array cache: a run reads each basket once, and uproot's default
+                # (100 MB per open file) would only hold memory in the cached trees.
+                opened = open_tree(location, tree, header, {"array_cache": None, **options})
+            finally:
+                with self._lock:
+                    self._opening.pop(key, None)
+            with self._lock:
+                self.opens += 1
+                self._trees[key] = opened
+                while len(self._trees) > self.size:
+                    self._trees.popitem(last=False)  # closed when its last reader lets go
         return opened
 
     def clear(self) -> None:
@@ -119,7 +154,8 @@ def read_outcome(events: Any) -> dict[str, Any] | None:
 
 
 class PartitionReader(ColumnProjectionMixin):
-    """Reads ``(location, entry_start, entry_stop)`` partitions of one tree.
+    """Reads ``(location, entry_start, entry_stop[, header])`` partitions of one tree
+    (``header``: the file's header recorded at inspection, or None).
 
     ``run`` scopes the per-process tree cache: a new graph never reuses a tree opened
     for an earlier one (the file may have changed in between).
@@ -154,12 +190,13 @@ class PartitionReader(ColumnProjectionMixin):
         keep = [name for name in self._form.fields if name in columns]
         return PartitionReader(self.tree, self._form.select_columns(keep), self.options, self.run)
 
-    def __call__(self, partition: tuple[str, int, int]) -> ak.Array:
-        location, start, stop = partition
+    def __call__(self, partition: tuple[Any, ...]) -> ak.Array:
+        location, start, stop, *rest = partition
+        header = rest[0] if rest else None
         began = time.monotonic()
         try:
             use_fast_inflate()
-            tree = OPEN_TREES.get(self.run, location, self.tree, self.options)
+            tree = OPEN_TREES.get(self.run, location, self.tree, self.options, header)
             if self.columns:
                 arrays = tree.arrays(self.columns, entry_start=start, entry_stop=stop)
             else:  # nothing but the event count is used
@@ -176,7 +213,7 @@ class PartitionReader(ColumnProjectionMixin):
 def read_partitions(
     tree: str,
     form: ak.forms.Form,
-    partitions: Sequence[tuple[str, int, int]],
+    partitions: Sequence[tuple[Any, ...]],
     options: Mapping[str, Any] | None = None,
     label: str = "read-tree",
 ) -> Any:

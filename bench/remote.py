@@ -6,7 +6,8 @@ out and served with HTTP ranges from a network namespace behind a link of a give
 bandwidth and round-trip time (``bench.link``). On each link, side by side, each a whole
 process started afresh:
 
-- ``hzz run`` on the embedded cluster (2 workers) reading the URLs;
+- ``hzz run`` on the embedded cluster (2 workers) reading the URLs, with no inspection
+  kept from an earlier run, then again with the first run's inspections kept;
 - the notebook's algorithm reading the same URLs (``bench.notebook``), file after file;
 - every file downloaded whole (curl, 4 at a time), then ``hzz run`` on the copies;
 - the limit: the compressed bytes of the branches the analysis reads, over the
@@ -14,6 +15,10 @@ process started afresh:
 
 The server counts the bytes and requests of each; the round trips of a file's opening
 are the requests uproot makes, one after another, to open a file and its tree.
+
+Then many small files over the far link (``bench.manyfiles``): the inspection of 1,000
+files (``--quick``: 50) with none kept and with all kept, and the file headers a second
+run reads.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 from .inputs import DEFAULT_INPUT_DIR, MIRROR_2020, REPO
 from .link import Link, LinkSpec, emulated_link
+from .manyfiles import many_markdown, measure_many
 
 #: The links of the benchmark: a good campus link and a slow far one.
 LINKS = (LinkSpec(100, 20), LinkSpec(50, 100))
@@ -158,6 +164,7 @@ def download_then_run(link: Link, release_url: str, work: Path) -> dict[str, Any
     for sample in load_release("2020").select():
         command += ["-o", str(copies / sample.path), join(release_url, sample.path)]
     download = measured(link, command)
+    # Local copies: no inspection is kept for them anyway.
     run = measured(link, hzz_run(str(copies), work / "after-download"))
     return {
         "wall_s": download["wall_s"] + run["wall_s"],
@@ -166,6 +173,12 @@ def download_then_run(link: Link, release_url: str, work: Path) -> dict[str, Any
         "bytes": download["bytes"],
         "requests": download["requests"],
     }
+
+
+def kept_in(directory: Path) -> dict[str, str]:
+    """The environment of an ``hzz run`` keeping its inspections in ``directory``: the
+    benchmark never uses (or fills) the user's own."""
+    return {"HZZ_INSPECTION_CACHE": str(directory)}
 
 
 def hzz_run(data: str, out: Path) -> list[str]:
@@ -191,8 +204,11 @@ def measure_link(root: Path, spec: LinkSpec, needed: int, log: Callable[[str], N
         log(f"{spec.name}: file server behind the link at {link.url}")
         figures: dict[str, Any] = {"link": spec.name}
         figures["open_round_trips"] = opening_round_trips(link)
-        figures["hzz_run"] = measured(link, hzz_run(release_url, work / "hzz"))
+        kept = kept_in(work / "inspected")
+        figures["hzz_run"] = measured(link, hzz_run(release_url, work / "hzz"), kept)
         log(f"  hzz run: {figures['hzz_run']['wall_s']:.1f} s")
+        figures["hzz_run_kept"] = measured(link, hzz_run(release_url, work / "hzz2"), kept)
+        log(f"  hzz run, inspections kept: {figures['hzz_run_kept']['wall_s']:.1f} s")
         figures["notebook"] = measured(
             link, [sys.executable, "-c", NOTEBOOK_OVER_URLS, release_url]
         )
@@ -250,10 +266,13 @@ def markdown(results: dict) -> str:
         for key, label in (
             ("limit", "limit (needed bytes / bandwidth + opening round trips)"),
             ("hzz_run", "hzz run, 2 workers"),
+            ("hzz_run_kept", "hzz run again, inspections kept"),
             ("notebook", "notebook algorithm"),
             ("download_then_run", "download whole (curl), then hzz run"),
         ):
-            row = figures[key]
+            row = figures.get(key)
+            if row is None:  # results of a version without this row
+                continue
             requests = row.get("requests", "–")
             lines.append(
                 f"| {figures['link']} | {label} | {row['wall_s']:.2f} | "
@@ -269,6 +288,8 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {figures['link']} | {name} | {value} | {'met' if met else 'not met'} |"
             )
+    if "many_files" in results:
+        lines += many_markdown(results["many_files"])
     return "\n".join(lines) + "\n"
 
 
@@ -292,6 +313,7 @@ def run_remote(quick: bool, input_dir: Path = DEFAULT_INPUT_DIR, log=print) -> d
     }
     for spec in QUICK_LINKS if quick else LINKS:
         results["links"].append(measure_link(root, spec, needed, log))
+    results["many_files"] = measure_many(input_dir, quick, log)
     return results
 
 

@@ -47,6 +47,12 @@ class Traffic:
         with self.lock:
             return sum(n for (method, _), n in self.requests.items() if method == "GET")
 
+    def header_reads(self) -> int:
+        """Range requests from byte 0: each is a client opening a file (uproot reads a
+        ROOT file's header, its first 403 bytes, before anything else)."""
+        with self.lock:
+            return sum(1 for _, requested in self.ranges if requested.startswith("bytes=0-"))
+
     def reset(self) -> None:
         with self.lock:
             self.body_bytes.clear()
@@ -277,7 +283,11 @@ class _TrafficHandler(_Handler):
         with traffic.lock:
             for (method, _), n in traffic.requests.items():
                 requests[method] += n
-        counts = {"total_bytes": traffic.total_bytes(), "requests": dict(requests)}
+        counts = {
+            "total_bytes": traffic.total_bytes(),
+            "requests": dict(requests),
+            "header_reads": traffic.header_reads(),
+        }
         body = json.dumps(counts).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -311,7 +321,8 @@ def served_bytes(url: str) -> int:
 
 
 def traffic(url: str) -> dict:
-    """What the server in a subprocess has served: total_bytes, requests by method."""
+    """What the server in a subprocess has served: total_bytes, requests by method,
+    header_reads (files opened)."""
     with urllib.request.urlopen(f"{url}/__traffic__", timeout=10) as response:
         return json.load(response)
 

@@ -176,3 +176,39 @@ def test_the_total_does_not_depend_on_the_order_of_partitions(mirror: Path, tmp_
         assert (other.n_in, other.n_out, other.sumw) == (first.n_in, first.n_out, first.sumw)
         assert (other.hist.values(flow=True) == first.hist.values(flow=True)).all()
         assert (other.hist.variances(flow=True) == first.hist.variances(flow=True)).all()
+
+
+def test_threads_asking_for_one_file_at_once_open_it_once(mirror: Path) -> None:
+    """A worker's threads share its trees: partitions of one file read at the same time
+    open the file once, and read what one thread alone reads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = str(mirror / "MC" / "mc_361106.Zee.4lep.root")
+    info = inspect_file("Zee", path, "mini", branches_for(RELEASE.samples["Zee"], RELEASE))
+    read = reader.PartitionReader("mini", ak.forms.from_json(info.form))
+    steps = [(path, start, min(start + 100, 898)) for start in range(0, 898, 100)]
+    opens = reader.OPEN_TREES.opens
+    with ThreadPoolExecutor(len(steps)) as pool:
+        parts = list(pool.map(read, steps))
+    assert reader.OPEN_TREES.opens == opens + 1
+    alone = reader.PartitionReader("mini", ak.forms.from_json(info.form))  # a new run
+    assert ak.array_equal(ak.concatenate(parts), alone((path, 0, 898)))
+
+
+def test_a_header_that_misses_a_range_costs_a_request_not_a_result(mirror: Path) -> None:
+    """A recorded header answers the ranges it holds; any other goes to the file."""
+    from analysis import headers
+
+    path = str(mirror / "Data" / "data_A.4lep.root")
+    with headers.HeaderFile(path, record=True) as recording:
+        expected = recording.root_directory["mini"].arrays(["lep_pt"])
+        header = recording.header
+    assert header is not None
+    ranges = headers.decode(header)
+    assert headers.encode(ranges) == header and ranges[0][0] == 0
+    full = headers.HeaderFile(path, header=header)
+    assert ak.array_equal(full.root_directory["mini"].arrays(["lep_pt"]), expected)
+    assert full.requests_not_covered == 0
+    partial = headers.HeaderFile(path, header=headers.encode(ranges[:1]))  # file header only
+    assert ak.array_equal(partial.root_directory["mini"].arrays(["lep_pt"]), expected)
+    assert partial.requests_not_covered > 0

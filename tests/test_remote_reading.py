@@ -42,6 +42,8 @@ def run(client: Client, base: str, cache: Path | None) -> HistogramDocument:
     options = RunOptions(
         locations=[base], samples=SAMPLES, show_progress=False, inspection_cache=cache
     )
+    if cache is None:  # none kept (not the user's): every run inspects afresh
+        options.inspection_cache = None
     return run_analysis(client, load_release("2020"), options).document
 
 
@@ -88,11 +90,34 @@ def test_a_second_run_opens_no_header(
     server.traffic.reset()
     second = run(client, server.url + BASE_2020, cache)
     assert numbers(second) == numbers(first)
-    header_reads = [r for _, r in server.traffic.ranges if r == "bytes=0-402"]
-    # The readers open each file once to read its baskets; the inspection opened none.
-    assert len(header_reads) == len(SAMPLES)
+    # The inspection opened no file and the readers opened them from the kept headers.
+    assert header_requests(server) == {}
     heads = sum(n for (method, _), n in server.traffic.requests.items() if method == "HEAD")
     assert heads == len(SAMPLES)
+
+
+def header_requests(server: RangeFileServer) -> dict[str, int]:
+    """Requests for each file's first bytes (its header), by path."""
+    counts: dict[str, int] = {}
+    for path, requested in server.traffic.ranges:
+        if requested == "bytes=0-402":
+            counts[path] = counts.get(path, 0) + 1
+    return counts
+
+
+def test_a_run_opens_each_remote_file_once(
+    client: Client, server: RangeFileServer, tmp_path: Path
+) -> None:
+    remote = run(client, server.url + BASE_2020, None)
+    # Inspection asked for each file's header once; the readers asked for none of it.
+    assert sorted(header_requests(server).values()) == [1] * len(SAMPLES)
+    gets = server.traffic.gets()
+    local = run(client, str(SHARED_DATA / BASE_2020.strip("/")), None)
+    assert numbers(remote) == numbers(local)
+    assert remote.samples == local.samples
+    # The files of these samples keep their few baskets inside the tree's metadata: the
+    # readers had everything from the headers and asked for nothing more.
+    assert gets == 3 * len(SAMPLES)
 
 
 def test_a_changed_file_is_inspected_again(server: RangeFileServer, tmp_path: Path) -> None:
@@ -128,3 +153,73 @@ def test_a_range_slower_than_the_timeout_is_read_while_it_keeps_moving(
     with uproot.open(server.url + BASE_2020 + relative, **uproot_open_options(1.0)) as file:
         chunk = file.file.source.chunk(0, len(expected))
         assert chunk.raw_data.tobytes() == expected
+
+
+def test_readers_open_a_remote_file_from_its_inspected_header(tmp_path: Path) -> None:
+    """A file whose baskets lie outside its header (a stand-in, many baskets), read over
+    HTTP partition by partition: the readers ask only for baskets, and read what the
+    local file holds."""
+    import awkward as ak
+
+    from analysis import reader
+    from analysis.files import inspect_file
+    from analysis.partitions import partition_steps
+    from analysis.standins import write_standins
+    from analysis.summary import branches_for
+
+    release = load_release("2020")
+    sample = release.samples["ZH125_ZZ4lep"]
+    write_standins(tmp_path, [sample.name], events=20_000, seed=3)
+    branches = branches_for(sample, release)
+    with serve_files(tmp_path) as server:
+        url = f"{server.url}/{sample.path}"
+        info = inspect_file(sample.name, url, release.tree, branches)
+        assert info.usable and info.header is not None
+        local = inspect_file(sample.name, str(tmp_path / sample.path), release.tree, branches)
+        assert local.header is None  # local files are opened, not replayed
+        assert (info.entries, info.boundaries, info.form) == (
+            local.entries,
+            local.boundaries,
+            local.form,
+        )
+        server.traffic.reset()
+        read = reader.PartitionReader(release.tree, ak.forms.from_json(info.form))
+        opens = reader.OPEN_TREES.opens
+        steps = partition_steps(info.entries, 5_000, info.boundaries)
+        assert len(steps) > 1
+        remote = [read((url, a, b, info.header)) for a, b in steps]
+        assert reader.OPEN_TREES.opens == opens + 1  # one open for all partitions
+        assert all(reader.read_outcome(part)["exception"] is None for part in remote)
+        assert header_requests(server) == {}
+        assert server.traffic.gets() > 0  # the baskets
+    with uproot.open(tmp_path / sample.path) as file:
+        expected = file[release.tree].arrays(list(branches))
+    assert ak.array_equal(ak.concatenate(remote), expected)
+
+
+def test_a_header_too_large_to_carry_is_not_kept(
+    server: RangeFileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the limit the inspection keeps no header: the readers open the file
+    themselves (and read what they read with one)."""
+    import awkward as ak
+
+    from analysis import headers, reader
+    from analysis.files import inspect_file
+    from analysis.summary import branches_for
+
+    release = load_release("2020")
+    zee = release.samples["Zee"]
+    url = f"{server.url}{BASE_2020}{zee.path}"
+    branches = branches_for(zee, release)
+    kept = inspect_file(zee.name, url, release.tree, branches)
+    monkeypatch.setattr(headers, "HEADER_LIMIT", 1000)
+    too_large = inspect_file(zee.name, url, release.tree, branches)
+    assert kept.header is not None and too_large.header is None
+    assert (too_large.entries, too_large.form) == (kept.entries, kept.form)
+    read = reader.PartitionReader(release.tree, ak.forms.from_json(kept.form))
+    server.traffic.reset()
+    opened = read((url, 0, kept.entries, too_large.header))
+    assert header_requests(server) == {f"{BASE_2020}{zee.path}": 1}
+    replayed = reader.PartitionReader(release.tree, ak.forms.from_json(kept.form))
+    assert ak.array_equal(opened, replayed((url, 0, kept.entries, kept.header)))

@@ -7,11 +7,15 @@ branches' form, the stand-in mark) does not change while the file does not, so i
 kept here, one small JSON file per URL, with what identified the file when it was
 inspected: its size and the server's ETag and Last-Modified (the HEAD every run makes
 anyway, ``cluster.access.remote.check_reachable``). A file whose answer differs, or
-whose server gives neither header, is inspected again.
+whose server gives neither header, is inspected again. The tree header the inspection
+recorded (``analysis.headers``, base64 in the JSON) is kept too: with it the readers
+open the file without a request, so a second run asks the server for no header at all.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -28,7 +32,7 @@ from .remote import RemoteFile
 log = logging.getLogger(__name__)
 
 #: Bumped when what an inspection records changes: older entries are then ignored.
-FORMAT = 1
+FORMAT = 2
 
 
 class InspectionCache:
@@ -58,8 +62,10 @@ class InspectionCache:
             fields = dict(entry["info"])
             fields["boundaries"] = tuple(fields.get("boundaries", ()))
             try:
+                if fields.get("header") is not None:
+                    fields["header"] = base64.b64decode(fields["header"], validate=True)
                 found[url] = FileInfo(**fields)
-            except TypeError:  # written by another version of FileInfo
+            except (TypeError, binascii.Error):  # written by another version of FileInfo
                 continue
         return found
 
@@ -76,6 +82,8 @@ class InspectionCache:
                 "identity": remote.identity,
                 "info": dataclasses.asdict(info),
             }
+            if info.header is not None:
+                entry["info"]["header"] = base64.b64encode(info.header).decode("ascii")
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 path = self._path(info.location)
