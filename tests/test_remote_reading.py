@@ -67,6 +67,34 @@ def test_five_percent_of_failed_range_requests_give_the_same_document(
     assert faulty.samples == clean.samples
 
 
+def test_failed_basket_reads_are_retried_to_the_same_document(
+    client: Client, tmp_path: Path
+) -> None:
+    """Every 4th basket read fails (a reset or a 503 in turn): the same document. The
+    inspection is kept from the first run, so every request of the second is a basket
+    read of a stand-in with many baskets (the small real files' baskets lie inside the
+    header the inspection recorded)."""
+    from analysis.standins import write_standins
+
+    served = tmp_path / "served"
+    write_standins(served, ["ZH125_ZZ4lep"], events=20_000, seed=3)
+    with serve_files(served) as server:
+        options = RunOptions(
+            locations=[server.url + "/"],
+            samples=["ZH125_ZZ4lep"],
+            step_size=5_000,
+            show_progress=False,
+            inspection_cache=tmp_path / "inspected",
+        )
+        clean = run_analysis(client, load_release("2020"), options).document
+        server.traffic.reset()
+        server.fail_every = 4
+        faulty = run_analysis(client, load_release("2020"), options).document
+        assert server.failures_sent >= 2
+        assert header_requests(server) == {}  # all of them basket reads
+    assert numbers(faulty) == numbers(clean)
+
+
 def test_a_server_failing_every_range_names_the_url_and_cause(
     server: RangeFileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
