@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -82,6 +82,18 @@ class Release:
     @property
     def default_location(self) -> str:
         return self.base_urls["https"]
+
+    def for_sample(self, sample: Sample) -> Release:
+        """This release narrowed to ``sample`` (its group alone, holding it alone): all
+        a task of that sample needs. Dask walks and hashes every argument of every task
+        it builds, so the whole catalogue given to each sample's tasks made a graph's
+        build grow with the square of the number of samples (200: 5 s)."""
+        groups = tuple(
+            replace(group, samples=(sample.name,))
+            for group in self.groups
+            if group.key == sample.group
+        )
+        return replace(self, samples={sample.name: sample}, groups=groups)
 
     def group(self, key: str) -> Group:
         for group in self.groups:

@@ -146,7 +146,7 @@ def sample_graph(
         partition_summary,
         events,
         sample=sample,
-        release=release,
+        release=release.for_sample(sample),
         label=f"select-and-fill-{sample.name}",
         meta=summary_meta(release),
     )

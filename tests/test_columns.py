@@ -62,3 +62,31 @@ def test_partitions_are_cut_at_basket_boundaries(
     steps = partition_steps(entries, step, boundaries)
     assert [a for a, _ in steps] + [steps[-1][1]] == expected
     assert all(b - a <= step for a, b in steps)
+
+
+def test_a_samples_tasks_carry_its_own_part_of_the_catalogue(mirror: Path) -> None:
+    """Dask walks and hashes every argument of every task it builds: a sample's tasks
+    carry the release narrowed to that sample (its group holding it alone), not the
+    whole catalogue, so building a graph grows with the samples, not their square."""
+    import pickle
+
+    from analysis.catalogue import load_release
+
+    release = load_release("2020")
+    zee = release.samples["Zee"]
+    narrowed = release.for_sample(zee)
+    assert list(narrowed.samples) == ["Zee"]
+    assert [(g.key, g.samples) for g in narrowed.groups] == [(zee.group, ("Zee",))]
+    assert (narrowed.analysis, narrowed.lumi_fb, narrowed.tree) == (
+        release.analysis,
+        release.lumi_fb,
+        release.tree,
+    )
+    graph = build(inspect(mirror, samples=["data_A", "Zee"]))
+    for sample_graph in graph.samples:
+        (summaries,) = sample_graph.outputs()[:1]
+        layers = summaries.dask.layers
+        (layer,) = [v for k, v in layers.items() if k.startswith("select-and-fill")]
+        text = pickle.dumps(dict(layer))
+        other = "Zee" if sample_graph.sample.name == "data_A" else "data_A"
+        assert other.encode() not in text, sample_graph.sample.name
