@@ -231,6 +231,12 @@ def measure_link(root: Path, spec: LinkSpec, needed: int, log: Callable[[str], N
         log(f"  hzz run: {figures['hzz_run']['wall_s']:.1f} s")
         figures["hzz_run_kept"] = measured(link, hzz_run(release_url, work / "hzz2"), kept)
         log(f"  hzz run, inspections kept: {figures['hzz_run_kept']['wall_s']:.1f} s")
+        figures["hzz_run_faulty"] = faulty_run(link, release_url, work)
+        log(
+            f"  hzz run, 1 range request in {FAULTY_EVERY} failing: "
+            f"{figures['hzz_run_faulty']['wall_s']:.1f} s, same document: "
+            f"{figures['hzz_run_faulty']['same_document']}"
+        )
         figures["notebook"] = measured(
             link, [sys.executable, "-c", NOTEBOOK_OVER_URLS, release_url]
         )
@@ -252,9 +258,50 @@ def measure_link(root: Path, spec: LinkSpec, needed: int, log: Callable[[str], N
         return figures
 
 
+#: One range request in this many fails (a reset and a 503 in turn): 5 %.
+FAULTY_EVERY = 20
+
+
+def document_numbers(out: Path) -> dict[str, Any]:
+    """The run's document in ``out`` without what differs from run to run."""
+    (path,) = sorted(out.glob("plot_*.json"))
+    payload = json.loads(path.read_text())
+    payload.pop("created", None)
+    return payload
+
+
+def faulty_run(link: Link, release_url: str, work: Path) -> dict[str, Any]:
+    """``hzz run`` with no inspection kept while the server fails 1 range request in 20
+    (inspection and basket reads alike), its document compared with the clean run's."""
+    from tests.range_server import fail_every
+
+    fail_every(link.server_url, FAULTY_EVERY)
+    try:
+        figures = measured(
+            link, hzz_run(release_url, work / "faulty"), kept_in(work / "inspected-faulty")
+        )
+    finally:
+        fail_every(link.server_url, 0)
+    figures["same_document"] = document_numbers(work / "faulty") == document_numbers(work / "hzz")
+    return figures
+
+
 def targets(figures: dict) -> list[tuple[str, str, bool]]:
     ratios = figures["ratios"]
+    faulty = figures.get("hzz_run_faulty")
+    same = (
+        [
+            (
+                f"1 range request in {FAULTY_EVERY} failing: the same document",
+                "same" if faulty["same_document"] else "differs",
+                bool(faulty["same_document"]),
+            )
+        ]
+        if faulty
+        else []
+    )
     return [
+        *same,
         (
             f"hzz run ≤ {TARGET_LIMIT} × limit",
             f"{ratios['hzz_over_limit']:.2f}",
@@ -321,6 +368,7 @@ def markdown(results: dict) -> str:
             ("limit", "limit (needed bytes / bandwidth + opening round trips)"),
             ("hzz_run", "hzz run, 2 workers"),
             ("hzz_run_kept", "hzz run again, inspections kept"),
+            ("hzz_run_faulty", f"hzz run, 1 range request in {FAULTY_EVERY} failing"),
             ("notebook", "notebook algorithm"),
             ("download_then_run", "download whole (curl), then hzz run"),
         ):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
@@ -272,10 +272,18 @@ def file_size(path: Path) -> int:
 
 
 class _TrafficHandler(_Handler):
-    """Also answers ``GET /__traffic__`` with the bytes served and requests so far (JSON)."""
+    """Also answers ``GET /__traffic__`` with the bytes served and requests so far (JSON),
+    and ``GET /__faults__?every=N`` by failing every Nth range request from then on."""
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path != "/__traffic__":
+        path = urlsplit(self.path).path
+        if path == "/__faults__":
+            every = parse_qs(urlsplit(self.path).query).get("every", ["0"])[0]
+            self.server.fail_every = int(every)
+            self.send_response(204)
+            self.end_headers()
+            return
+        if path != "/__traffic__":
             super().do_GET()
             return
         traffic = self.server.traffic
@@ -318,6 +326,12 @@ def serve_files_in_subprocess(root: Path) -> Iterator[str]:
 def served_bytes(url: str) -> int:
     with urllib.request.urlopen(f"{url}/__traffic__", timeout=10) as response:
         return int(json.load(response)["total_bytes"])
+
+
+def fail_every(url: str, every: int) -> None:
+    """Make the server in a subprocess fail every ``every``-th range request (0: none)."""
+    with urllib.request.urlopen(f"{url}/__faults__?every={every}", timeout=10):
+        pass
 
 
 def traffic(url: str) -> dict:
