@@ -4,6 +4,7 @@ real HTTP server on loopback that fails range requests on purpose."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,3 +252,46 @@ def test_a_header_too_large_to_carry_is_not_kept(
     assert header_requests(server) == {f"{BASE_2020}{zee.path}": 1}
     replayed = reader.PartitionReader(release.tree, ak.forms.from_json(kept.form))
     assert ak.array_equal(opened, replayed((url, 0, kept.entries, kept.header)))
+
+
+def test_a_server_that_ignores_ranges_gives_the_same_document(mirror: Path, tmp_path: Path) -> None:
+    """``python -m http.server`` answers a range request with the whole file (HTTP 200):
+    the run is right (each range cut out of the answer; fsspec would hand uproot the
+    whole body), and says once per file that ``--cache`` would move each file once."""
+    import functools
+    import subprocess
+    import sys
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(mirror))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    documents = {}
+    try:
+        for name, data in (("local", str(mirror)), ("plain-http", base)):
+            out = tmp_path / name
+            done = subprocess.run(
+                [sys.executable, "-m", "cluster.cli", "run", "--data", data, "--samples",
+                 "data_A,Zee", "--workers", "1", "--dashboard", ":0", "--no-progress",
+                 "--out", str(out)],
+                capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
+                env={**os.environ, "HZZ_INSPECTION_CACHE": str(tmp_path / "inspected")},
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            (path,) = out.glob("*.json")
+            documents[name] = done.stderr, json.loads(path.read_text())
+    finally:
+        server.shutdown()
+        server.server_close()
+    stderr, remote = documents["plain-http"]
+    _, local = documents["local"]
+    assert remote["samples"] == local["samples"]
+    zee = f"{base}MC/mc_361106.Zee.4lep.root: the server ignores byte ranges"
+    assert stderr.count(zee) >= 1 and "--cache DIR downloads it once" in stderr, stderr

@@ -25,6 +25,7 @@ files and other protocols go through ``FSSpecSource`` unchanged.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from typing import Any
 
@@ -38,6 +39,28 @@ from cluster.defaults import DEFAULT_TIMEOUT_S
 
 from .progress import Progress
 from .retry import RETRY_ATTEMPTS, backoff_s, reason, should_retry
+
+log = logging.getLogger(__name__)
+
+#: URLs already warned about in this process: a server that ignores ranges.
+_WARNED: set[str] = set()
+
+
+def _warn_whole_file(url: str) -> None:
+    """Say once per file and process that its server answers ranges with the whole file
+    (``python -m http.server`` does): the run stays correct (the range is cut out of the
+    answer), but every read moves the whole file."""
+    if url in _WARNED:
+        return
+    _WARNED.add(url)
+    from analysis.redaction import redact_urls
+
+    log.warning(
+        "%s: the server ignores byte ranges (HTTP 200 to a range request): every read "
+        "transfers the whole file; --cache DIR downloads it once",
+        redact_urls(url),
+    )
+
 
 #: HTTP answer headers that identify one version of a file (with its size).
 IDENTITY_HEADERS = ("ETag", "Last-Modified")
@@ -108,6 +131,8 @@ class RetryingSource(FSSpecSource):
                 raise FileNotFoundError(self._url)
             response.raise_for_status()
             whole = response.status == 200  # the server ignored the range
+            if whole:
+                _warn_whole_file(self._url)
             body = bytearray()
             progress = Progress(self._url, self._timeout, 0, None if whole else stop - start)
             while True:
