@@ -126,7 +126,8 @@ def inspect_inputs(
         locations = prepare_locations(
             chosen, locations, options.cache_dir, options.timeout_s, options.show_progress
         )
-    log.info("remote files checked: %d in %.2f s", len(remote), time.monotonic() - began)
+    if remote:
+        log.info("remote files checked: %d in %.2f s", len(remote), time.monotonic() - began)
     kept = InspectionCache(options.inspection_cache) if options.inspection_cache else None
     known = kept.known(remote) if kept is not None else {}
     if callable(client) and not isinstance(client, Client):
