@@ -149,10 +149,11 @@ def inspect_inputs(
     if kept is not None:
         fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
         kept.keep(fresh, remote)
+    reused = f" ({len(known)} kept from earlier runs, not opened)" if known else ""
     log.info(
-        "files inspected: %d (%d known from before) in %.2f s",
+        "files inspected: %d%s in %.2f s",
         sum(len(files) for files in inspection.files.values()),
-        len(known),
+        reused,
         time.monotonic() - began,
     )
     return inspection, compute
