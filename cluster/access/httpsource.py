@@ -109,23 +109,25 @@ class RetryingSource(FSSpecSource):
         )
 
     async def _get(self, start: int, stop: int) -> bytes:
-        """One GET of bytes ``start``–``stop``: the answer's head within the timeout, then
-        the body as long as each timeout window brings enough of it (fsspec's
+        """One GET of bytes ``start``–``stop``: the answer's first bytes within the
+        timeout, then the body as long as each timeout window brings enough of it (fsspec's
         ``_cat_file`` reads the body in one await that only a bound on the whole
         request could end)."""
         if start >= stop:
             return b""
         session = await self._fs.set_session()
         options = dict(self._fs.kwargs)
-        # fsspec hands uproot's ``timeout`` to aiohttp as a bound on the whole request;
-        # here it bounds connecting and the answer's head, and progress bounds the body.
-        options["timeout"] = aiohttp.ClientTimeout(total=None, connect=self._timeout)
+        # fsspec hands uproot's ``timeout`` to aiohttp as a bound on the whole request.
+        # Here: connecting and each read from the socket within the timeout; no bound on
+        # the wait for a free connection of the pool (the requests ahead of this one are
+        # bounded themselves) nor on the whole body (its progress is, below).
+        options["timeout"] = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=self._timeout
+        )
         headers = dict(options.pop("headers", None) or {})
         headers["Range"] = f"bytes={start}-{stop - 1}"
         url = self._fs.encode_url(self._file_path)
-        response = await asyncio.wait_for(
-            session.get(url, headers=headers, **options), self._timeout
-        )
+        response = await session.get(url, headers=headers, **options)
         try:
             if response.status == 404:
                 raise FileNotFoundError(self._url)
