@@ -86,6 +86,17 @@ def inspect_file(
                     sample, location, error=f"tree {tree!r} lacks branch(es) {', '.join(absent)}"
                 )
             entries = int(events.num_entries)
+            # The tree's count is what partitions are cut from: a count its branches do
+            # not hold (forged or corrupt) would make millions of partitions of nothing.
+            held = {b: int(events[b].num_entries) for b in branches}
+            wrong = {b: n for b, n in held.items() if n != entries}
+            if wrong:
+                branch, count = next(iter(wrong.items()))
+                return FileInfo(
+                    sample,
+                    location,
+                    error=f"tree {tree!r} says {entries} entries but branch {branch} holds {count}",
+                )
             boundaries = tuple(int(b) for b in events.common_entry_offsets(filter_name=branches))
             generated = read_mark(file) is not None
             form = tree_form(events, branches).to_json()

@@ -119,6 +119,28 @@ def test_a_wrong_but_readable_file_is_a_bad_file(
         assert (result.n_in, result.n_out) == PUBLISHED_COUNTS[sample]
 
 
+def test_a_tree_claiming_more_entries_than_its_branches_hold_is_a_bad_file(
+    fake_mirror: Path, mirror: Path, tmp_path: Path
+) -> None:
+    """A forged (or corrupt) entry count in the tree's header: 10¹² entries over
+    branches holding 898 would have been cut into 5 million partitions of nothing (the
+    run hung building them). The tree's count must be its branches'."""
+    bad = fake_mirror / ZEE
+    _rewrite(mirror / ZEE, bad, lambda columns: None)
+    data = bytearray(bad.read_bytes())
+    at = data.index((898).to_bytes(8, "big"))  # the tree's fEntries comes first
+    data[at : at + 8] = (10**12).to_bytes(8, "big")
+    bad.write_bytes(bytes(data))
+    with uproot.open(bad) as f:
+        assert f["mini"].num_entries == 10**12  # the forgery took
+    out = tmp_path / "plots"
+    stopped = hzz(*run_args(fake_mirror, out, "--samples", "data_A,Zee"))
+    assert stopped.returncode == 2, stopped.stderr
+    cause = "tree 'mini' says 1000000000000 entries but branch"
+    assert str(bad) in stopped.stderr and cause in stopped.stderr, stopped.stderr
+    assert not any(out.iterdir())
+
+
 def test_a_run_validates_its_own_document_as_the_plotter_does() -> None:
     document = make_document()
     validate_document(document)  # a good one passes
