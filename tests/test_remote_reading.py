@@ -4,7 +4,6 @@ real HTTP server on loopback that fails range requests on purpose."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,15 +253,17 @@ def test_a_header_too_large_to_carry_is_not_kept(
     assert ak.array_equal(opened, replayed((url, 0, kept.entries, kept.header)))
 
 
-def test_a_server_that_ignores_ranges_gives_the_same_document(mirror: Path, tmp_path: Path) -> None:
+def test_a_server_that_ignores_ranges_gives_the_same_document(
+    mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``python -m http.server`` answers a range request with the whole file (HTTP 200):
     the run is right (each range cut out of the answer; fsspec would hand uproot the
     whole body), and says once per file that ``--cache`` would move each file once."""
     import functools
-    import subprocess
-    import sys
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from .test_cli import hzz
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -274,15 +275,13 @@ def test_a_server_that_ignores_ranges_gives_the_same_document(mirror: Path, tmp_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     documents = {}
+    monkeypatch.setenv("HZZ_INSPECTION_CACHE", str(tmp_path / "inspected"))  # not the user's
     try:
         for name, data in (("local", str(mirror)), ("plain-http", base)):
             out = tmp_path / name
-            done = subprocess.run(
-                [sys.executable, "-m", "cluster.cli", "run", "--data", data, "--samples",
-                 "data_A,Zee", "--workers", "1", "--dashboard", ":0", "--no-progress",
-                 "--out", str(out)],
-                capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
-                env={**os.environ, "HZZ_INSPECTION_CACHE": str(tmp_path / "inspected")},
+            done = hzz(
+                "run", "--data", data, "--samples", "data_A,Zee", "--workers", "1",
+                "--dashboard", ":0", "--no-progress", "--out", str(out),
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
             (path,) = out.glob("*.json")
