@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from analysis.document import HistogramDocument, from_json
+from analysis.results.document import HistogramDocument, from_json
 
 # shared/docs/analysis-spec.md: events in, events passing; weighted yields.
 PUBLISHED_COUNTS = {

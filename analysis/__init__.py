@@ -23,10 +23,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import build, collect, inspect, run
-    from .catalogue import Release, load_release
-    from .document import HistogramDocument, SampleResult, from_json
-    from .errors import (
+    from analysis.api import build, collect, inspect, run
+    from analysis.errors import (
         EventsLostError,
         HZZError,
         InputError,
@@ -35,12 +33,14 @@ if TYPE_CHECKING:
         RunFailure,
         SampleFileError,
     )
-    from .fit import FitError, FitResult, fit_document, workspace_spec
-    from .graph import AnalysisGraph
-    from .inputs import Inspection
-    from .products import products
-    from .result import AnalysisResult
-    from .validation import validate_document
+    from analysis.graph import AnalysisGraph
+    from analysis.inputs.catalogue import Release, load_release
+    from analysis.inputs.locations import Inspection
+    from analysis.results.document import HistogramDocument, SampleResult, from_json
+    from analysis.results.fit import FitError, FitResult, fit_document, workspace_spec
+    from analysis.results.products import products
+    from analysis.results.result import AnalysisResult
+    from analysis.results.validation import validate_document
 
 #: Each public name and the module it lives in.
 _WHERE = {
@@ -48,14 +48,14 @@ _WHERE = {
     "inspect": "api",
     "build": "api",
     "collect": "api",
-    "AnalysisResult": "result",
-    "Inspection": "inputs",
+    "AnalysisResult": "results.result",
+    "Inspection": "inputs.locations",
     "AnalysisGraph": "graph",
-    "HistogramDocument": "document",
-    "SampleResult": "document",
-    "from_json": "document",
-    "Release": "catalogue",
-    "load_release": "catalogue",
+    "HistogramDocument": "results.document",
+    "SampleResult": "results.document",
+    "from_json": "results.document",
+    "Release": "inputs.catalogue",
+    "load_release": "inputs.catalogue",
     "HZZError": "errors",
     "InputError": "errors",
     "RunFailure": "errors",
@@ -64,12 +64,12 @@ _WHERE = {
     "EventsLostError": "errors",
     "RemoteReadError": "errors",
     # The statistical model (pyhf): loaded on first use only, never on the workers.
-    "FitError": "fit",
-    "FitResult": "fit",
-    "fit_document": "fit",
-    "workspace_spec": "fit",
-    "products": "products",
-    "validate_document": "validation",
+    "FitError": "results.fit",
+    "FitResult": "results.fit",
+    "fit_document": "results.fit",
+    "workspace_spec": "results.fit",
+    "products": "results.products",
+    "validate_document": "results.validation",
 }
 
 __all__ = [

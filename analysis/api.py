@@ -23,15 +23,15 @@ from typing import Any
 
 import dask
 
-from .accounting import assemble_document, leave_out, read_failures
-from .catalogue import Release, load_release
-from .errors import SampleFileError
-from .files import FileInfo, as_sample, inspect_files
-from .graph import AnalysisGraph, graph_from_files
-from .inputs import Inspection, locate_samples, resolve_locations, sort_inspected
-from .partitions import DEFAULT_STEP_SIZE
-from .result import AnalysisResult
-from .summary import branches_for
+from analysis.errors import SampleFileError
+from analysis.graph import AnalysisGraph, graph_from_files
+from analysis.inputs.catalogue import Release, load_release
+from analysis.inputs.files import FileInfo, as_sample, inspect_files
+from analysis.inputs.locations import Inspection, locate_samples, resolve_locations, sort_inspected
+from analysis.inputs.partitions import DEFAULT_STEP_SIZE
+from analysis.physics.summary import branches_for
+from analysis.results.accounting import assemble_document, leave_out, read_failures
+from analysis.results.result import AnalysisResult
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def inspect(
 ) -> Inspection:
     """Find each chosen sample's file and open its header (entries, branches, basket
     boundaries, stand-in mark), as Dask tasks: many files in parallel, each task
-    several files at once (``analysis.files.inspect_files``).
+    several files at once (``analysis.inputs.files.inspect_files``).
 
     ``data``: base URLs or local directories laid out like the release's server,
     searched in order (default: the release's HTTPS server). ``samples`` and ``groups``

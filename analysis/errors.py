@@ -29,7 +29,7 @@ class SampleFileError(InputError):
     """A sample's file cannot be used; the message names the file and the cause."""
 
     def __init__(self, sample: str, location: str, reason: str) -> None:
-        from .redaction import redact_urls  # a location may carry a password
+        from analysis.redaction import redact_urls  # a location may carry a password
 
         super().__init__(redact_urls(f"{sample}: cannot read {location}: {reason}"))
         self.sample = sample

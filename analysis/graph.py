@@ -1,12 +1,12 @@
 """The lazy per-sample graph: partition reads, the fused selection kernel, histograms.
 
-Files are inspected first (``analysis.files``: entries, branches, form, stand-in mark),
+Files are inspected first (``analysis.inputs.files``: entries, branches, form, stand-in mark),
 so the graph is partitioned from known entry counts without the client opening any
-file again, and one read layer (``analysis.reader``) covers all files of a sample:
+file again, and one read layer (``analysis.inputs.reader``) covers all files of a sample:
 building the graph stays cheap for thousands of files. Events are read by the Dask
 workers when the graph is computed, and only the branches the kernel and the weights
 use. Partition read errors are caught and reported per file (each partition's
-summary says how its read went); ``analysis.accounting`` reads the computed summaries
+summary says how its read went); ``analysis.results.accounting`` reads the computed summaries
 back, leaves a bad file out whole or stops, and checks that no event was lost.
 """
 
@@ -20,13 +20,12 @@ import awkward as ak
 import dask
 import dask_awkward as dak
 
-from .catalogue import Release, Sample
-from .document import SkippedFile
-from .errors import SampleFileError
-from .files import FileInfo
-from .partitions import DEFAULT_STEP_SIZE, partition_steps
-from .reader import TREE_CACHE_SIZE, read_partitions
-from .summary import partition_summary, summary_meta
+from analysis.errors import SampleFileError
+from analysis.inputs.catalogue import Release, Sample
+from analysis.inputs.files import FileInfo, SkippedFile
+from analysis.inputs.partitions import DEFAULT_STEP_SIZE, partition_steps
+from analysis.inputs.reader import TREE_CACHE_SIZE, read_partitions
+from analysis.physics.summary import partition_summary, summary_meta
 
 
 @dataclass
@@ -35,7 +34,7 @@ class SampleGraph:
 
     sample: Sample
     files: list[FileInfo]
-    #: One summary record per partition (``analysis.summary.partition_summary``: its
+    #: One summary record per partition (``analysis.physics.summary.partition_summary``: its
     #: row of numbers and how it was read): lazy, or once computed the records.
     summaries: Any
 

@@ -1,5 +1,5 @@
 """The per-event work alone: the pipeline's per-partition computation
-(``analysis.summary.summarise_partition``: the m4l kernel, the weights, the masks, the
+(``analysis.physics.summary.summarise_partition``: the m4l kernel, the weights, the masks, the
 histogram fill) on events already read into memory.
 
 Only this work is timed, not the read. The read limit plus this time is the least one
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import uproot
 
-from analysis.catalogue import load_release
-from analysis.partitions import partition_steps
-from analysis.summary import branches_for, row_length, summarise_partition, totals_from_row
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.partitions import partition_steps
+from analysis.physics.summary import branches_for, row_length, summarise_partition, totals_from_row
 
 from .readlimit import set_inflate
 

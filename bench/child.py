@@ -18,7 +18,7 @@ from .probes import Stopwatch, peak_rss_bytes
 
 
 def _fileset(request: dict[str, Any]) -> FileSet:
-    from analysis.catalogue import load_release
+    from analysis.inputs.catalogue import load_release
 
     sample = load_release("2020").samples[request["sample"]]
     return FileSet(sample, tuple(request["paths"]), request["pattern"], request["events"])

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.catalogue import Release, Sample, load_release, locate
+from analysis.inputs.catalogue import Release, Sample, load_release, locate
 from analysis.standins import DEFAULT_SEED, read_mark
 from analysis.standins.writer import part_dir
 

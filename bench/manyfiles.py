@@ -71,7 +71,7 @@ def name(index: int) -> str:
 def many_release(files: int) -> Any:
     """The 2020 release with ``files`` data samples, ``many/data_NNNN.root``, instead of
     its own."""
-    from analysis.catalogue import Group, Sample, load_release
+    from analysis.inputs.catalogue import Group, Sample, load_release
 
     names = [name(i) for i in range(files)]
     samples = {n: Sample(name=n, group="data", path=f"many/{n}.root") for n in names}

@@ -1,8 +1,8 @@
 """The pipeline's per-partition work with no Dask: a plain loop in one process.
 
-Each partition is read by the pipeline's own reader (``analysis.reader.PartitionReader``:
+Each partition is read by the pipeline's own reader (``analysis.inputs.reader.PartitionReader``:
 the same ISA-L inflate, the same per-process tree cache) and summarised by its own
-``analysis.summary.partition_summary``; the rows are summed as a run sums them. What
+``analysis.physics.summary.partition_summary``; the rows are summed as a run sums them. What
 a worker does, minus the scheduler, the task protocol and the worker's event loop. One such process
 over all files against two over half the files each, side by side, is the speed-up
 this machine gives two processes doing this work: the bound for 2 workers over 1.
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import awkward as ak
 
-from analysis.catalogue import load_release
-from analysis.files import FileInfo, inspect_file
-from analysis.partitions import partition_steps
-from analysis.reader import PartitionReader
-from analysis.summary import branches_for, partition_summary, rows_total, totals_from_row
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.files import FileInfo, inspect_file
+from analysis.inputs.partitions import partition_steps
+from analysis.inputs.reader import PartitionReader
+from analysis.physics.summary import branches_for, partition_summary, rows_total, totals_from_row
 
 
 @dataclass

@@ -161,7 +161,7 @@ def plot(results: dict[str, tuple[Any, NotebookResult]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The notebook end to end on a mirror: every catalogue sample found, then the figure."""
-    from analysis.catalogue import load_release
+    from analysis.inputs.catalogue import load_release
 
     from .inputs import MIRROR_2020, real_samples
 

@@ -17,12 +17,12 @@ import dask
 import dask_awkward as dak
 from distributed import Client
 
-from analysis.accounting import sample_totals
-from analysis.catalogue import Release, load_release
-from analysis.files import FileInfo, inspect_file
 from analysis.graph import SampleGraph, sample_graph
-from analysis.partitions import partition_steps
-from analysis.summary import branches_for
+from analysis.inputs.catalogue import Release, load_release
+from analysis.inputs.files import FileInfo, inspect_file
+from analysis.inputs.partitions import partition_steps
+from analysis.physics.summary import branches_for
+from analysis.results.accounting import sample_totals
 from cluster.runtime.clusters import dask_client
 
 from .inputs import FileSet

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import uproot
 
-from analysis.catalogue import load_release
-from analysis.partitions import partition_steps
-from analysis.reader import use_fast_inflate, use_inflate
-from analysis.summary import branches_for
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.partitions import partition_steps
+from analysis.inputs.reader import use_fast_inflate, use_inflate
+from analysis.physics.summary import branches_for
 
 #: The branches the pipeline reads for a simulated 2020 sample (the spec's 11).
 MC_BRANCHES = branches_for(load_release("2020").samples["llll"])

@@ -77,8 +77,8 @@ def needed_bytes(release_dir: Path) -> tuple[int, int]:
     """(compressed bytes of the branches the analysis reads, files) over the release."""
     import uproot
 
-    from analysis.catalogue import load_release, locate
-    from analysis.summary import branches_for
+    from analysis.inputs.catalogue import load_release, locate
+    from analysis.physics.summary import branches_for
 
     release = load_release("2020")
     total = files = 0
@@ -163,7 +163,7 @@ def opening_round_trips(link: Link) -> int:
 
 NOTEBOOK_OVER_URLS = """
 import sys
-from analysis.catalogue import load_release, locate
+from analysis.inputs.catalogue import load_release, locate
 from bench.notebook import info_for, read_files
 release = load_release("2020")
 events = 0
@@ -177,7 +177,7 @@ print(events)
 
 def download_then_run(link: Link, release_url: str, work: Path) -> dict[str, Any]:
     """curl every file whole (4 at a time), then hzz run on the copies."""
-    from analysis.catalogue import join, load_release
+    from analysis.inputs.catalogue import join, load_release
 
     copies = work / "copies"
     shutil.rmtree(copies, ignore_errors=True)

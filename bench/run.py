@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.partitions import DEFAULT_STEP_SIZE
+from analysis.inputs.partitions import DEFAULT_STEP_SIZE
 from analysis.standins import DEFAULT_SEED
 from cluster.commands.common import HelpFormatter
 

@@ -11,12 +11,12 @@ import pytest
 import uproot
 
 from analysis import EventsLostError, build, inspect
-from analysis.accounting import check_accounting, leave_out, read_failures, sample_totals
-from analysis.catalogue import load_release
-from analysis.document import from_json
-from analysis.files import FileInfo, inspect_file
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.files import FileInfo, inspect_file
+from analysis.physics.summary import row_length, summary_record
+from analysis.results.accounting import check_accounting, leave_out, read_failures, sample_totals
+from analysis.results.document import from_json
 from analysis.standins import write_standins
-from analysis.summary import row_length, summary_record
 
 from .conftest import PUBLISHED_COUNTS
 from .test_cli import hzz, run_args

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.catalogue import load_release
+from analysis.inputs.catalogue import load_release
 from bench.inputs import real_samples
 from bench.notebook import info_for, read_file
 from bench.readlimit import MC_BRANCHES, read_only

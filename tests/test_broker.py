@@ -26,9 +26,9 @@ import numpy as np
 import pika
 import pytest
 
-from analysis.binning import m4l_axis
-from analysis.document import GroupStyle, HistogramDocument, SampleResult
-from analysis.outputs import write_new
+from analysis.inputs.binning import m4l_axis
+from analysis.results.document import GroupStyle, HistogramDocument, SampleResult
+from analysis.results.outputs import write_new
 from cluster.service.amqp import Topology
 from cluster.service.ledger import PNG_KEY, Ledger, png_message_id
 from cluster.service.plotter import PAUSE_ENV, REASON_HEADER

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.document import from_json
+from analysis.results.document import from_json
 
 from .conftest import PUBLISHED_COUNTS, PUBLISHED_YIELDS
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.catalogue import load_release
-from analysis.document import HistogramDocument, from_json
+from analysis.inputs.catalogue import load_release
+from analysis.results.document import HistogramDocument, from_json
 from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
 

@@ -8,7 +8,7 @@ import dask_awkward as dak
 import pytest
 
 from analysis import build, inspect
-from analysis.partitions import partition_steps
+from analysis.inputs.partitions import partition_steps
 
 SPEC_BRANCHES = {
     "lep_pt",
@@ -70,7 +70,7 @@ def test_a_samples_tasks_carry_its_own_part_of_the_catalogue(mirror: Path) -> No
     whole catalogue, so building a graph grows with the samples, not their square."""
     import pickle
 
-    from analysis.catalogue import load_release
+    from analysis.inputs.catalogue import load_release
 
     release = load_release("2020")
     zee = release.samples["Zee"]

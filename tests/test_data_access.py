@@ -16,9 +16,9 @@ import pytest
 import uproot
 from distributed import Client
 
-from analysis.catalogue import load_release
-from analysis.document import HistogramDocument
-from analysis.summary import branches_for
+from analysis.inputs.catalogue import load_release
+from analysis.physics.summary import branches_for
+from analysis.results.document import HistogramDocument
 from cluster.access.cache import cached_locations, mirror_dir, prepare_locations
 from cluster.access.download import IntegrityError, download_release, fetch
 from cluster.access.remote import RemoteAccessError, xrootd_available

@@ -11,8 +11,8 @@ import hist
 import numpy as np
 import pytest
 
-from analysis.binning import m4l_axis
-from analysis.document import (
+from analysis.inputs.binning import m4l_axis
+from analysis.results.document import (
     SCHEMA,
     DocumentError,
     GroupStyle,
@@ -21,8 +21,8 @@ from analysis.document import (
     from_dict,
     from_json,
 )
-from analysis.outputs import write_new
-from analysis.plot import render_png
+from analysis.results.outputs import write_new
+from analysis.results.plot import render_png
 
 
 def small_document() -> HistogramDocument:

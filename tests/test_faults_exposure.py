@@ -153,9 +153,9 @@ def test_a_password_never_reaches_a_real_runs_skipped_list(
 
 def test_a_password_never_reaches_the_documents_skipped_list(mirror: Path) -> None:
     """The skipped list is published: a bad file's URL and cause there are redacted."""
-    from analysis.catalogue import load_release
-    from analysis.files import FileInfo
-    from analysis.inputs import sort_inspected
+    from analysis.inputs.catalogue import load_release
+    from analysis.inputs.files import FileInfo
+    from analysis.inputs.locations import sort_inspected
 
     url = "https://reader:s3cr3t-pw@data.example/MC/mc_361106.Zee.4lep.root"
     bad = FileInfo("Zee", url, error=f"HTTP 503 for {url}")

@@ -26,7 +26,7 @@ import pytest
 import uproot
 
 from analysis import InputError, validate_document
-from analysis.document import from_json
+from analysis.results.document import from_json
 
 from .conftest import PUBLISHED_COUNTS
 from .test_broker import make_document

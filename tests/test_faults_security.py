@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.document import DocumentError, from_json
+from analysis.results.document import DocumentError, from_json
 from cluster.service.amqp import Topology
 from cluster.service.ledger import png_message_id
 from cluster.service.plotter import REASON_HEADER

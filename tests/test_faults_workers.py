@@ -24,7 +24,7 @@ import pytest
 from dask.utils import key_split
 from distributed import Client
 
-from analysis.document import HistogramDocument, from_json
+from analysis.results.document import HistogramDocument, from_json
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS
 

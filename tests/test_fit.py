@@ -20,11 +20,11 @@ from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
 
 from analysis import build, inspect
-from analysis.accounting import assemble_document
-from analysis.catalogue import load_release
-from analysis.document import HistogramDocument, from_json
-from analysis.fit import FitError, FitResult, fit_document, fit_spec, workspace_spec
-from analysis.plot import DPI, draw, garwood, render_png, warm_up
+from analysis.inputs.catalogue import load_release
+from analysis.results.accounting import assemble_document
+from analysis.results.document import HistogramDocument, from_json
+from analysis.results.fit import FitError, FitResult, fit_document, fit_spec, workspace_spec
+from analysis.results.plot import DPI, draw, garwood, render_png, warm_up
 from analysis.standins import write_standins
 from cluster.cli import main as cli_main
 

@@ -21,7 +21,7 @@ import pika
 import pytest
 from distributed import Client
 
-from analysis.document import HistogramDocument, from_json
+from analysis.results.document import HistogramDocument, from_json
 from cluster.runtime.localstack import load_state
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS

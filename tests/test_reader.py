@@ -10,13 +10,13 @@ import dask
 import pytest
 import uproot
 
-from analysis import reader
-from analysis.accounting import sample_totals
-from analysis.catalogue import load_release
-from analysis.files import inspect_file
 from analysis.graph import interleave, sample_graph
+from analysis.inputs import reader
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.files import inspect_file
+from analysis.physics.summary import SampleTotals, branches_for, partition_summary
+from analysis.results.accounting import sample_totals
 from analysis.standins import write_standins
-from analysis.summary import SampleTotals, branches_for, partition_summary
 
 RELEASE = load_release("2020")
 
@@ -197,7 +197,7 @@ def test_threads_asking_for_one_file_at_once_open_it_once(mirror: Path) -> None:
 
 def test_a_header_that_misses_a_range_costs_a_request_not_a_result(mirror: Path) -> None:
     """A recorded header answers the ranges it holds; any other goes to the file."""
-    from analysis import headers
+    from analysis.inputs import headers
 
     path = str(mirror / "Data" / "data_A.4lep.root")
     with headers.HeaderFile(path, record=True) as recording:

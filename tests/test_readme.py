@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.document import from_json
+from analysis.results.document import from_json
 
 from .conftest import PUBLISHED_COUNTS, SHARED_DATA
 

@@ -12,12 +12,12 @@ import awkward as ak
 import pytest
 import uproot
 
-from analysis.catalogue import load_release, locate
-from analysis.document import from_json
-from analysis.plot import draw
-from analysis.selection import PRESELECTIONS, trigger_pt_id_iso_2025
-from analysis.summary import branches_for
-from analysis.weights import event_weight
+from analysis.inputs.catalogue import load_release, locate
+from analysis.physics.selection import PRESELECTIONS, trigger_pt_id_iso_2025
+from analysis.physics.summary import branches_for
+from analysis.physics.weights import event_weight
+from analysis.results.document import from_json
+from analysis.results.plot import draw
 
 from .conftest import MIRROR_2020, SHARED_DATA
 from .test_cli import hzz

@@ -11,8 +11,8 @@ import pytest
 import uproot
 from distributed import Client
 
-from analysis.catalogue import load_release
-from analysis.document import HistogramDocument
+from analysis.inputs.catalogue import load_release
+from analysis.results.document import HistogramDocument
 from cluster.access.inspected import InspectionCache
 from cluster.access.remote import check_reachable, uproot_open_options
 from cluster.cli import main
@@ -159,8 +159,8 @@ def test_a_changed_file_is_inspected_again(server: RangeFileServer, tmp_path: Pa
         == (SHARED_DATA / BASE_2020.strip("/") / "Data/data_A.4lep.root").stat().st_size
     )
     assert remote[url].identity is not None
-    from analysis.files import inspect_file
-    from analysis.summary import branches_for
+    from analysis.inputs.files import inspect_file
+    from analysis.physics.summary import branches_for
 
     info = inspect_file("data_A", url, release.tree, branches_for(chosen[0], release))
     cache = InspectionCache(tmp_path)
@@ -189,11 +189,11 @@ def test_readers_open_a_remote_file_from_its_inspected_header(tmp_path: Path) ->
     local file holds."""
     import awkward as ak
 
-    from analysis import reader
-    from analysis.files import inspect_file
-    from analysis.partitions import partition_steps
+    from analysis.inputs import reader
+    from analysis.inputs.files import inspect_file
+    from analysis.inputs.partitions import partition_steps
+    from analysis.physics.summary import branches_for
     from analysis.standins import write_standins
-    from analysis.summary import branches_for
 
     release = load_release("2020")
     sample = release.samples["ZH125_ZZ4lep"]
@@ -232,9 +232,9 @@ def test_a_header_too_large_to_carry_is_not_kept(
     themselves (and read what they read with one)."""
     import awkward as ak
 
-    from analysis import headers, reader
-    from analysis.files import inspect_file
-    from analysis.summary import branches_for
+    from analysis.inputs import headers, reader
+    from analysis.inputs.files import inspect_file
+    from analysis.physics.summary import branches_for
 
     release = load_release("2020")
     zee = release.samples["Zee"]

@@ -10,7 +10,7 @@ import pytest
 import uproot
 import vector
 
-from analysis.selection import (
+from analysis.physics.selection import (
     LEPTON_BRANCHES,
     four_lepton_mass,
     passes_selection,
@@ -116,7 +116,7 @@ def test_the_fast_azimuth_wrap_is_vectors_bit_for_bit() -> None:
     and values far out of range (which take vector's own expression)."""
     from vector._compute.planar.add import rectify
 
-    from analysis.selection import _rectify
+    from analysis.physics.selection import _rectify
 
     two_pi, pi = np.float32(2 * np.pi), np.float32(np.pi)
     edges = np.array(

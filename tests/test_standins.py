@@ -15,13 +15,13 @@ import pytest
 import uproot
 
 from analysis import build, inspect
-from analysis.accounting import assemble_document
-from analysis.catalogue import load_release
-from analysis.plot import notes, render_png
-from analysis.report import yields_table
-from analysis.selection import LEPTON_BRANCHES
+from analysis.inputs.catalogue import load_release
+from analysis.physics.selection import LEPTON_BRANCHES
+from analysis.physics.weights import WEIGHT_BRANCHES
+from analysis.results.accounting import assemble_document
+from analysis.results.plot import notes, render_png
+from analysis.results.report import yields_table
 from analysis.standins import STANDINS, read_mark, write_standins
-from analysis.weights import WEIGHT_BRANCHES
 from cluster.cli import main as cli_main
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

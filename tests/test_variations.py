@@ -14,13 +14,13 @@ import uproot
 import vector
 
 from analysis import build, inspect
-from analysis.accounting import assemble_document
-from analysis.binning import m4l_axis
-from analysis.catalogue import load_release
-from analysis.document import SCHEMA, SCHEMA_V1, HistogramDocument, from_dict, json_schema
-from analysis.summary import branches_for, row_length, summarise_partition, totals_from_row
-from analysis.variations import VARIATION_NAMES
-from analysis.weights import event_weight
+from analysis.inputs.binning import m4l_axis
+from analysis.inputs.catalogue import load_release
+from analysis.physics.summary import branches_for, row_length, summarise_partition, totals_from_row
+from analysis.physics.systematics import VARIATION_NAMES
+from analysis.physics.weights import event_weight
+from analysis.results.accounting import assemble_document
+from analysis.results.document import SCHEMA, SCHEMA_V1, HistogramDocument, from_dict, json_schema
 
 from .conftest import ON_DISK
 

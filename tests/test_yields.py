@@ -8,8 +8,8 @@ import dask
 import pytest
 
 from analysis import build, inspect
-from analysis.accounting import assemble_document
-from analysis.document import HistogramDocument
+from analysis.results.accounting import assemble_document
+from analysis.results.document import HistogramDocument
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS, PUBLISHED_YIELDS
 

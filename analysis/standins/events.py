@@ -11,11 +11,18 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from ..catalogue import load_release
-from ..selection import passes_cuts
-from ..weights import normalisation
-from .physics import ELECTRON, MAX_LEPTONS, MUON, Leptons, generate_leptons, scale_factors
-from .samples import StandinSpec
+from analysis.inputs.catalogue import load_release
+from analysis.physics.selection import passes_cuts
+from analysis.physics.weights import normalisation
+from analysis.standins.physics import (
+    ELECTRON,
+    MAX_LEPTONS,
+    MUON,
+    Leptons,
+    generate_leptons,
+    scale_factors,
+)
+from analysis.standins.samples import StandinSpec
 
 MEV_PER_GEV = 1000.0
 MC_RUN_NUMBER = 284500  # mc16a, as in the real 2020 MC files

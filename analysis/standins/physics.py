@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kinematics import FourVectors, boost, from_pt_y_phi, two_body_decay
-from .samples import StandinSpec
+from analysis.standins.kinematics import FourVectors, boost, from_pt_y_phi, two_body_decay
+from analysis.standins.samples import StandinSpec
 
 M_H = 125.0
 M_Z, GAMMA_Z = 91.1876, 2.4952

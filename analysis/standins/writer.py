@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import uproot
 
-from ..catalogue import load_release
-from .events import generate_sample
-from .samples import DEFAULT_SEED, STANDINS, StandinSpec
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.files import MARK_KEY
+from analysis.standins.events import generate_sample
+from analysis.standins.samples import DEFAULT_SEED, STANDINS, StandinSpec
 
 GENERATOR = "hzz-standins"
 GENERATOR_VERSION = "1"
-MARK_KEY = "hzz_standin"
 TREE = "mini"
 #: Entries per basket: the real files' baskets hold ~10⁵ events (fBasketSize 2–3 MB).
 CHUNK_ENTRIES = 200_000
@@ -115,19 +115,3 @@ def write_standins(
             raise ValueError(f"{name}: {total} events cannot fill {parts} files")
         written += [write_standin(spec, out, total, seed, part, parts) for part in range(parts)]
     return written
-
-
-def read_mark(location: str | uproot.ReadOnlyDirectory) -> dict[str, Any] | None:
-    """The stand-in mark of a file (a path or an open file), or None for a real file.
-
-    Reads the directory only."""
-    if isinstance(location, uproot.ReadOnlyDirectory):
-        return _mark_in(location)
-    with uproot.open(location) as file:
-        return _mark_in(file)
-
-
-def _mark_in(file: uproot.ReadOnlyDirectory) -> dict[str, Any] | None:
-    if MARK_KEY not in file.keys(cycle=False):
-        return None
-    return json.loads(str(file[MARK_KEY]))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from analysis.catalogue import Sample, is_remote, join
+from analysis.inputs.catalogue import Sample, is_remote, join
 
 from .download import RemoteFileMissing, fetch
 from .remote import DEFAULT_TIMEOUT_S, check_reachable, is_http

@@ -20,7 +20,7 @@ import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
-from analysis.catalogue import Release, Sample, join
+from analysis.inputs.catalogue import Release, Sample, join
 from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 from .progress import Progress, Stalled

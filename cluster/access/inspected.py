@@ -8,7 +8,7 @@ kept here, one small JSON file per URL, with what identified the file when it wa
 inspected: its size and the server's ETag and Last-Modified (the HEAD every run makes
 anyway, ``cluster.access.remote.check_reachable``). A file whose answer differs, or
 whose server gives neither header, is inspected again. The tree header the inspection
-recorded (``analysis.headers``, base64 in the JSON) is kept too: with it the readers
+recorded (``analysis.inputs.headers``, base64 in the JSON) is kept too: with it the readers
 open the file without a request, so a second run asks the server for no header at all.
 """
 
@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from analysis.files import FileInfo
+from analysis.inputs.files import FileInfo
 
 from .remote import RemoteFile
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from analysis.catalogue import Sample, is_remote, locate
+from analysis.inputs.catalogue import Sample, is_remote, locate
 from cluster.defaults import DEFAULT_TIMEOUT_S
 
 from .retry import RETRY_ATTEMPTS, TRANSIENT_STATUS, backoff_s, reason, should_retry

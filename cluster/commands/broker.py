@@ -137,9 +137,9 @@ def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def publish_command(args: argparse.Namespace) -> int:
-    from analysis.document import DocumentError, from_json
     from analysis.errors import InputError
-    from analysis.validation import check_limits
+    from analysis.results.document import DocumentError, from_json
+    from analysis.results.validation import check_limits
     from cluster.defaults import DEFAULT_MAX_BYTES
 
     try:

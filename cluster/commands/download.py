@@ -51,8 +51,8 @@ def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def download_command(args: argparse.Namespace) -> int:
-    from analysis.catalogue import load_release
     from analysis.errors import InputError
+    from analysis.inputs.catalogue import load_release
     from cluster.access.download import download_release
     from cluster.access.remote import is_http
 

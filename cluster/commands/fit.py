@@ -35,10 +35,10 @@ def add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    from analysis.document import DocumentError, from_json
     from analysis.errors import InputError
-    from analysis.outputs import write_beside
-    from analysis.products import fit_products
+    from analysis.results.document import DocumentError, from_json
+    from analysis.results.outputs import write_beside
+    from analysis.results.products import fit_products
 
     path = Path(args.document)
     try:

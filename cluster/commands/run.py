@@ -23,8 +23,8 @@ REMOTE_THREADS_PER_WORKER = 2
 
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
-    from analysis.catalogue import RELEASES, load_release
-    from analysis.partitions import DEFAULT_STEP_SIZE
+    from analysis.inputs.catalogue import RELEASES, load_release
+    from analysis.inputs.partitions import DEFAULT_STEP_SIZE
 
     release = load_release("2020")
     groups = ", ".join(g.key for g in release.groups)
@@ -169,9 +169,9 @@ def _stop_on_interrupt(signum: int, frame: object) -> None:
 
 
 def _warm_up_figure(release: Any) -> None:
-    """``analysis.plot.warm_up``; a failure here is the real figure's to report."""
+    """``analysis.results.plot.warm_up``; a failure here is the real figure's to report."""
     try:
-        from analysis.plot import warm_up
+        from analysis.results.plot import warm_up
 
         warm_up(release)
     except Exception as err:  # the real figure is drawn (and fails, if it must) anyway
@@ -179,8 +179,8 @@ def _warm_up_figure(release: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from analysis.catalogue import is_remote, load_release
     from analysis.errors import HZZError, InputError, MissingFileError
+    from analysis.inputs.catalogue import is_remote, load_release
 
     signal.signal(signal.SIGINT, _stop_on_interrupt)
 
@@ -203,7 +203,7 @@ def run_command(args: argparse.Namespace) -> int:
     except RemoteAccessError as err:
         raise InputError(f"--data {err}") from err
     release.select(args.samples, args.groups)  # an unknown name: InputError
-    from analysis.outputs import check_writable
+    from analysis.results.outputs import check_writable
 
     check_writable(Path(args.out))  # before the cluster starts, not after the computation
 
@@ -263,8 +263,8 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         cluster.close()
 
-    from analysis.document import DocumentError
-    from analysis.validation import validate_document
+    from analysis.results.document import DocumentError
+    from analysis.results.validation import validate_document
     from cluster.runtime.run import write_document, write_outputs
 
     document = result.document

@@ -19,11 +19,11 @@ from distributed import Client, progress
 
 import analysis
 from analysis.api import compute_graph
-from analysis.catalogue import Release
-from analysis.document import HistogramDocument
 from analysis.errors import RunFailure
-from analysis.inputs import resolve_locations
-from analysis.outputs import write_new
+from analysis.inputs.catalogue import Release
+from analysis.inputs.locations import resolve_locations
+from analysis.results.document import HistogramDocument
+from analysis.results.outputs import write_new
 from cluster.access.cache import prepare_locations
 from cluster.access.inspected import InspectionCache
 from cluster.access.remote import DEFAULT_TIMEOUT_S, check_reachable, uproot_open_options
@@ -32,7 +32,7 @@ from cluster.defaults import inspection_cache_dir
 from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
 
 if TYPE_CHECKING:
-    from analysis.fit import FitResult
+    from analysis.results.fit import FitResult
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def write_outputs(
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
     and the pyhf workspace. Returns the paths by name ending, and the fit result."""
     from analysis.errors import InputError
-    from analysis.products import products
+    from analysis.results.products import products
 
     try:
         contents, fitted = products(result.document)

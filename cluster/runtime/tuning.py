@@ -35,4 +35,4 @@ SATURATION_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"
 #: summary): imported once, by the server local worker processes are forked from
 #: (``cluster.runtime.clusters.start_worker_server``), instead of by each worker on its
 #: first task. Names only: the cluster does not import the analysis itself.
-WORKER_PRELOAD = ("analysis.files", "analysis.summary")
+WORKER_PRELOAD = ("analysis.inputs.files", "analysis.physics.summary")

@@ -3,7 +3,7 @@ the reason it never can be (the message then goes to the dead-letter queue).
 
 Pure functions of a message's body and properties, apart from the broker link.
 Nothing from the network is ever unpickled or evaluated: bodies are only gunzipped
-(with a size cap) and parsed as JSON by ``analysis.document.from_json``.
+(with a size cap) and parsed as JSON by ``analysis.results.document.from_json``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import zlib
 
 from pika.spec import BasicProperties
 
-from analysis.document import SCHEMA, SCHEMAS, DocumentError, HistogramDocument, from_json
-from analysis.validation import check_limits
+from analysis.results.document import SCHEMA, SCHEMAS, DocumentError, HistogramDocument, from_json
+from analysis.results.validation import check_limits
 
 from .publisher import CONTENT_TYPE
 
@@ -57,7 +57,7 @@ def validate(payload: bytes) -> HistogramDocument:
     """The document, or Rejected. Any error counts: a message must never crash the service
     (e.g. ``[[[[…`` nested 100 000 deep makes ``json.loads`` raise RecursionError).
     A well-formed document must also stay within what a figure may be asked to draw
-    (``analysis.validation``: the same check ``hzz run`` makes before publishing)."""
+    (``analysis.results.validation``: the same check ``hzz run`` makes before publishing)."""
     try:
         return check_limits(from_json(payload))
     except DocumentError as err:

@@ -49,9 +49,9 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from analysis.document import HistogramDocument
-from analysis.outputs import write_new
-from analysis.plot import render_png
+from analysis.results.document import HistogramDocument
+from analysis.results.outputs import write_new
+from analysis.results.plot import render_png
 from cluster.defaults import (
     DEFAULT_CRASH_LIMIT,
     DEFAULT_MAX_BYTES,
@@ -512,10 +512,10 @@ def _render_child(
 
 def _products(document: HistogramDocument, metadata: dict[str, str]) -> dict[str, bytes]:
     """The figure, and when the document asks for a fit the post-fit figure, the fit
-    results and the pyhf workspace (``analysis.products``); a document the model cannot
+    results and the pyhf workspace (``analysis.results.products``); a document the model cannot
     fit still gets its figure, and the reason is logged."""
-    from analysis.fit import FitError
-    from analysis.products import fit_products
+    from analysis.results.fit import FitError
+    from analysis.results.products import fit_products
 
     contents = {".png": render_png(document, metadata=metadata)}
     if document.figure.fit:
@@ -532,8 +532,8 @@ def _products(document: HistogramDocument, metadata: dict[str, str]) -> dict[str
 def _warm_up() -> None:
     """Draw one empty figure here, so that every forked drawing process starts with
     matplotlib's fonts, mathtext parser and styles loaded (a third of a cold figure)."""
-    from analysis.catalogue import load_release
-    from analysis.document import GroupStyle
+    from analysis.inputs.catalogue import load_release
+    from analysis.results.document import GroupStyle
 
     release = load_release("2020")
     groups = [GroupStyle(g.label, g.colour, g.role) for g in release.groups]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pika
 import pika.exceptions
 
-from analysis.document import SCHEMA
+from analysis.results.document import SCHEMA
 
 from .amqp import BrokerBlocked, Topology, parameters, quiet_pika, redact, with_retry
 

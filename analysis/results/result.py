@@ -1,6 +1,6 @@
 """What a run gives back: per-sample histograms and yields, groups by key, a table, a figure.
 
-A thin view of the histogram document (``analysis.document``), which is what is
+A thin view of the histogram document (``analysis.results.document``), which is what is
 written to disk and sent to the plotting service; ``result.document`` is that document.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .catalogue import Release, load_release
-from .document import HistogramDocument, SampleResult
-from .report import yields_table
+from analysis.inputs.catalogue import Release, load_release
+from analysis.results.document import HistogramDocument, SampleResult
+from analysis.results.report import yields_table
 
 if TYPE_CHECKING:
     import hist
@@ -82,7 +82,7 @@ class AnalysisResult:
     def to_png(self, metadata: dict[str, str] | None = None) -> bytes:
         """The figure as PNG bytes (what ``hzz run`` and the plotting service write), with
         ``metadata`` as PNG text chunks."""
-        from .plot import render_png
+        from analysis.results.plot import render_png
 
         return render_png(self.document, metadata=metadata)
 
@@ -91,7 +91,7 @@ class AnalysisResult:
 
         Only the axes are drawn on; the matplotlib backend is left as it is.
         """
-        from .plot import draw
+        from analysis.results.plot import draw
 
         if ax is None:
             import matplotlib.pyplot as plt

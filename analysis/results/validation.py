@@ -11,12 +11,12 @@ far above what any release needs (the largest has 40 samples in 4 groups), and:
 * the plotting service checks every message with ``check_limits`` after parsing it
   and dead-letters one that exceeds a cap, with the cap in the reason.
 
-Nothing here draws: the figure is drawn by ``analysis.plot`` from a checked document.
+Nothing here draws: the figure is drawn by ``analysis.results.plot`` from a checked document.
 """
 
 from __future__ import annotations
 
-from .document import DocumentError, HistogramDocument, from_json
+from analysis.results.document import DocumentError, HistogramDocument, from_json
 
 #: Samples in a document (the largest release has 40).
 MAX_SAMPLES = 500

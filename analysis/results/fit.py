@@ -7,7 +7,7 @@ simulated group, and
 
 - ``mu``: the signal strength, a free normalisation of the signal in [0, 10];
 - ``scale_factors`` and ``m4l_scale``: shape + normalisation systematics of every
-  simulated sample from its varied histograms (``analysis.variations``), each split as
+  simulated sample from its varied histograms (``analysis.physics.systematics``), each split as
   cabinetry's "NormPlusShape" does into a ``normsys`` (the varied yield over the nominal)
   and a ``histosys`` (the varied shape scaled to the nominal yield) sharing one
   Gaussian-constrained parameter;
@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .document import HistogramDocument
-from .errors import InputError
-from .variations import SYSTEMATICS
+from analysis.errors import InputError
+from analysis.physics.systematics import SYSTEMATICS
+from analysis.results.document import HistogramDocument
 
 POI = "mu"
 CHANNEL = "m4l"

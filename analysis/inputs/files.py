@@ -10,6 +10,7 @@ the client, and lets every run check that no event was lost.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -18,9 +19,8 @@ from typing import Any
 import awkward as ak
 import uproot
 
-from .catalogue import is_remote
-from .headers import HeaderFile
-from .standins import read_mark
+from analysis.inputs.catalogue import is_remote
+from analysis.inputs.headers import HeaderFile
 
 
 def tree_form(tree: Any, branches: Sequence[str]) -> ak.forms.Form:
@@ -47,13 +47,42 @@ class FileInfo:
     #: The error is the server's, not the file's (an access error that names its URL,
     #: raised after the retries ran out): the file may be fine.
     unreachable: bool = False
-    #: A remote file's tree header as the inspection read it (``analysis.headers``):
+    #: A remote file's tree header as the inspection read it (``analysis.inputs.headers``):
     #: the readers open the file from it without asking the server for it again.
     header: bytes | None = field(default=None, repr=False)
 
     @property
     def usable(self) -> bool:
         return self.error is None and not self.missing
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A bad input file left out of the run (``--skip-bad-files``), and why."""
+
+    sample: str
+    file: str
+    cause: str
+
+
+#: The key of the mark ``hzz generate`` writes into each simulated stand-in file.
+MARK_KEY = "hzz_standin"
+
+
+def read_mark(location: str | uproot.ReadOnlyDirectory) -> dict[str, Any] | None:
+    """The stand-in mark of a file (a path or an open file), or None for a real file.
+
+    Reads the directory only."""
+    if isinstance(location, uproot.ReadOnlyDirectory):
+        return _mark_in(location)
+    with uproot.open(location) as file:
+        return _mark_in(file)
+
+
+def _mark_in(file: uproot.ReadOnlyDirectory) -> dict[str, Any] | None:
+    if MARK_KEY not in file.keys(cycle=False):
+        return None
+    return json.loads(str(file[MARK_KEY]))
 
 
 def inspect_file(

@@ -14,12 +14,18 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .catalogue import Release
-from .document import FigureSettings, GroupStyle, HistogramDocument, SampleResult, SkippedFile
-from .errors import EventsLostError
-from .graph import AnalysisGraph, SampleGraph
-from .redaction import redact_urls
-from .summary import SampleTotals, rows_total, totals_from_row
+from analysis.errors import EventsLostError
+from analysis.graph import AnalysisGraph, SampleGraph
+from analysis.inputs.catalogue import Release
+from analysis.physics.summary import SampleTotals, rows_total, totals_from_row
+from analysis.redaction import redact_urls
+from analysis.results.document import (
+    FigureSettings,
+    GroupStyle,
+    HistogramDocument,
+    SampleResult,
+    SkippedFile,
+)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .catalogue import Release
-from .errors import InputError
+from analysis.errors import InputError
+from analysis.inputs.catalogue import Release
 
 #: What each role's branches must hold: a list per event (leptons) or one value, and
 #: floating-point or integer numbers.

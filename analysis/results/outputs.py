@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import InputError, RunFailure
+from analysis.errors import InputError, RunFailure
 
 STEM_FORMAT = "plot_%d_%m_%y-%H-%M"
 MAX_SUFFIX = 10_000

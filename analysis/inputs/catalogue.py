@@ -13,8 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from .binning import DEFAULT_BINNING, Binning
-from .errors import InputError
+from analysis.errors import InputError
+from analysis.inputs.binning import DEFAULT_BINNING, Binning
 
 Role = Literal["data", "background", "signal"]
 
@@ -62,7 +62,7 @@ class AnalysisSettings:
     normalisation_branches: tuple[str, ...] = ()  # in_file: per-event xsec, filteff, kfac
     sum_of_weights_branch: str | None = None  # in_file: per-event sum of weights
     absolute_weights: bool = False  # 2025: |·| of every factor
-    preselection: str | None = None  # a name in analysis.selection.PRESELECTIONS
+    preselection: str | None = None  # a name in analysis.physics.selection.PRESELECTIONS
     binning: Binning = DEFAULT_BINNING
     y_headroom: float = 1.6  # the figure's y axis: this × the highest data bin
 

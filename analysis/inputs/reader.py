@@ -6,7 +6,7 @@ HTTP) in every partition task, because its reader keeps nothing between tasks.
 ``PartitionReader`` keeps the trees it opened for the current graph in a small cache
 in each worker process, so a worker parses a file's header once per run, whatever
 the number of partitions. A remote file's partitions come with the header its
-inspection recorded (``analysis.headers``): the worker parses it from those bytes and
+inspection recorded (``analysis.inputs.headers``): the worker parses it from those bytes and
 asks the server for baskets only, so a run requests each file's header once (at
 inspection) and a run with kept inspections not at all. Everything else is uproot's
 public API (``TTree.arrays`` over an entry range) and dask-awkward's column projection
@@ -15,7 +15,7 @@ public API (``TTree.arrays`` over an entry range) and dask-awkward's column proj
 Read errors never raise out of a task: the partition comes back empty, and every
 partition carries how its read went (``read_outcome``: file, entry range, exception and
 message, seconds) in its awkward ``attrs``. The partition's summary
-(``analysis.summary``) passes that on with its numbers, so that a run can name a bad
+(``analysis.physics.summary``) passes that on with its numbers, so that a run can name a bad
 file and either stop or skip it, and its event accounting never half-counts a file.
 The outcome rides with the events, not in a report collection of its own beside them:
 a separate report would give every read two consumers, and Dask could no longer fuse
@@ -36,7 +36,7 @@ import awkward as ak
 import uproot
 from dask_awkward.lib.io.columnar import ColumnProjectionMixin
 
-from .headers import open_tree
+from analysis.inputs.headers import open_tree
 
 #: Open trees kept per worker process (a few files in flight; headers are small).
 TREE_CACHE_SIZE = 8

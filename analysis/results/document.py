@@ -26,9 +26,10 @@ import numpy as np
 import uhi.schema
 from uhi.io.json import default as uhi_default
 
-from .binning import Binning, m4l_axis
-from .catalogue import RELEASES, load_release
-from .errors import InputError
+from analysis.errors import InputError
+from analysis.inputs.binning import Binning, m4l_axis
+from analysis.inputs.catalogue import RELEASES, load_release
+from analysis.inputs.files import SkippedFile
 
 SCHEMA = "hzz.histograms/2"
 SCHEMA_V1 = "hzz.histograms/1"
@@ -83,17 +84,8 @@ class SampleResult:
     n_out: int
     sumw: float
     hist: hist.Hist
-    #: Simulation's systematic variations by name (``analysis.variations``); none for data.
+    #: Simulation's systematic variations by name (``analysis.physics.systematics``); none for data.
     variations: dict[str, hist.Hist] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A bad input file left out of the run (``--skip-bad-files``), and why."""
-
-    sample: str
-    file: str
-    cause: str
 
 
 @dataclass

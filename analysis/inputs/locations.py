@@ -4,7 +4,7 @@ A sample's file is looked for in each data location in turn (``locate``). A file
 found nowhere stops the run unless missing samples are allowed; a file found but
 unusable (not ROOT, truncated, no tree or branch) stops the run unless bad files are
 skipped, in which case it is listed with its cause. The inspection itself
-(``analysis.files.inspect_file``) never raises: it runs as Dask tasks, many files in
+(``analysis.inputs.files.inspect_file``) never raises: it runs as Dask tasks, many files in
 parallel, and the decisions are taken here, once, for every way of running.
 """
 
@@ -17,12 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .catalogue import Release, Sample, is_remote, join, locate
-from .document import SkippedFile
-from .errors import InputError, MissingFileError, RemoteReadError, SampleFileError
-from .files import FileInfo
-from .redaction import redact_urls
-from .sanity import branch_kind_problem
+from analysis.errors import InputError, MissingFileError, RemoteReadError, SampleFileError
+from analysis.inputs.catalogue import Release, Sample, is_remote, join, locate
+from analysis.inputs.files import FileInfo, SkippedFile
+from analysis.inputs.sanity import branch_kind_problem
+from analysis.redaction import redact_urls
 
 log = logging.getLogger(__name__)
 

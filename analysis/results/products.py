@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from .document import HistogramDocument
-from .fit import FitResult
+from analysis.results.document import HistogramDocument
+from analysis.results.fit import FitResult
 
 #: Name endings after the shared ``plot_…`` stem.
 PREFIT_PNG = ".png"
@@ -20,8 +20,8 @@ def fit_products(
     document: HistogramDocument, model: str = "systematics"
 ) -> tuple[dict[str, bytes], FitResult]:
     """The post-fit figure, the fit results and the workspace (FitError if it cannot fit)."""
-    from .fit import fit_document
-    from .plot import render_png
+    from analysis.results.fit import fit_document
+    from analysis.results.plot import render_png
 
     result, spec = fit_document(document, model)  # type: ignore[arg-type]
     return {
@@ -36,7 +36,7 @@ def products(
 ) -> tuple[dict[str, bytes], FitResult | None]:
     """The pre-fit figure, and with ``fit`` (default: the document's ``figure.fit``) the
     fit's products; the fit result, if any."""
-    from .plot import render_png
+    from analysis.results.plot import render_png
 
     contents = {PREFIT_PNG: render_png(document)}
     if not (document.figure.fit if fit is None else fit):

@@ -15,7 +15,7 @@ notebook computes it), so an event near a bin edge moves as the exact product sa
 Data are never varied.
 
 The ``ZZ*`` normalisation uncertainty (±10 %) needs no histogram: the statistical model
-(``analysis.fit``) adds it.
+(``analysis.results.fit``) adds it.
 """
 
 from __future__ import annotations

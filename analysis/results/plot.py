@@ -25,16 +25,16 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import AutoMinorLocator, MaxNLocator
 
-from .binning import m4l_axis
-from .document import HistogramDocument
-from .variations import SYSTEMATICS, symmetric_uncertainty
+from analysis.inputs.binning import m4l_axis
+from analysis.physics.systematics import SYSTEMATICS, symmetric_uncertainty
+from analysis.results.document import HistogramDocument
 
 if TYPE_CHECKING:
-    from .catalogue import Release
-    from .fit import FitResult
+    from analysis.inputs.catalogue import Release
+    from analysis.results.fit import FitResult
 
 DPI = 150  # print quality, and about 1 s a figure for the plotting service
-ZZ_NORM = 0.10  # the ZZ* normalisation uncertainty of the model (analysis.fit)
+ZZ_NORM = 0.10  # the ZZ* normalisation uncertainty of the model (analysis.results.fit)
 BAND_HATCH = "////"
 
 
@@ -315,7 +315,7 @@ def warm_up(release: Release) -> None:
     """
     import hist
 
-    from .document import FigureSettings, GroupStyle, SampleResult
+    from analysis.results.document import FigureSettings, GroupStyle, SampleResult
 
     axis = m4l_axis(release.analysis.binning)
     groups = [GroupStyle(g.label, g.colour, g.role, g.key, g.samples) for g in release.groups]

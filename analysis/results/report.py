@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis.document import HistogramDocument
+from analysis.results.document import HistogramDocument
 
 
 def yields_table(document: HistogramDocument) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .catalogue import Release, Sample
+from analysis.inputs.catalogue import Release, Sample
 
 PB_PER_FB = 1000.0
 

@@ -7,7 +7,7 @@ branches share their offsets), the sum-based cuts are fused into one mask, and t
 four-vectors of the selected events are added with ``vector``'s own compute functions
 on float32 NumPy arrays (its object layer and dispatch skipped; one slow step, the
 azimuth wrap, done faster and bit for bit), so m4l agrees with the notebook bit for
-bit. The kernel runs on the awkward arrays of one partition (``analysis.summary``) or
+bit. The kernel runs on the awkward arrays of one partition (``analysis.physics.summary``) or
 of a whole file (tests, benchmarks).
 """
 

@@ -3,7 +3,7 @@
 Selection, weights and the histogram fill run together in one function per partition,
 and its result is a single row: events read, events selected, Σw, then the m4l
 histogram's bin sums and variances (flow bins included), then the same for each
-systematic variation of the simulation (``analysis.variations``: filled from the same
+systematic variation of the simulation (``analysis.physics.systematics``: filled from the same
 selected events and weights, zeros for data). A sample's result is the sum of its
 rows. ``partition_summary`` adds how the partition was read (file, entry range, error
 if any) to the row: one small record per partition, the only thing a worker
@@ -24,13 +24,13 @@ import awkward as ak
 import hist
 import numpy as np
 
-from .binning import m4l_axis
-from .catalogue import Release, Sample, load_release
-from .reader import read_outcome
-from .sanity import check_events
-from .selection import PRESELECTIONS, select_four_leptons
-from .variations import VARIATION_NAMES, fill_variations
-from .weights import event_weight, weight_branches
+from analysis.inputs.binning import m4l_axis
+from analysis.inputs.catalogue import Release, Sample, load_release
+from analysis.inputs.reader import read_outcome
+from analysis.inputs.sanity import check_events
+from analysis.physics.selection import PRESELECTIONS, select_four_leptons
+from analysis.physics.systematics import VARIATION_NAMES, fill_variations
+from analysis.physics.weights import event_weight, weight_branches
 
 #: Leading entries of a row; the histogram's values and variances follow, then those
 #: of each variation (``VARIATION_NAMES`` order).
@@ -153,7 +153,7 @@ def partition_summary(events: Any, sample: Sample, release: Release) -> ak.Array
     outcome = read_outcome(events) or {"entry_stop": len(events)}
     row = np.zeros(row_length(release))
     if outcome.get("exception") is None:
-        try:  # readable but wrong (analysis.sanity): the file is bad, named and skippable
+        try:  # readable but wrong (analysis.inputs.sanity): the file is bad, named and skippable
             check_events(events, release, outcome.get("entry_start", 0))
             row = np.asarray(summarise_partition(events, sample, release))
         except Exception as error:
