@@ -41,6 +41,16 @@ class MissingFileError(SampleFileError):
     """A sample's file is absent from every location searched."""
 
 
+class RemoteAccessError(RunFailure, OSError):
+    """A remote file could not be reached or read (after retries): the message names the
+    URL and the cause (``detail``). An OSError too: a file that cannot be read."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.detail = reason
+
+
 class RemoteReadError(RunFailure):
     """A remote file's server failed (after retries): the file itself may be fine."""
 

@@ -16,7 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.inputs.catalogue import Release, Sample, load_release, locate
+from analysis.inputs.catalogue import Release, Sample, load_release
+from analysis.inputs.locations import locate
 from analysis.standins import DEFAULT_SEED, read_mark
 from analysis.standins.writer import part_dir
 

@@ -77,7 +77,8 @@ def needed_bytes(release_dir: Path) -> tuple[int, int]:
     """(compressed bytes of the branches the analysis reads, files) over the release."""
     import uproot
 
-    from analysis.inputs.catalogue import load_release, locate
+    from analysis.inputs.catalogue import load_release
+    from analysis.inputs.locations import locate
     from analysis.physics.summary import branches_for
 
     release = load_release("2020")
@@ -163,7 +164,8 @@ def opening_round_trips(link: Link) -> int:
 
 NOTEBOOK_OVER_URLS = """
 import sys
-from analysis.inputs.catalogue import load_release, locate
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.locations import locate
 from bench.notebook import info_for, read_files
 release = load_release("2020")
 events = 0
@@ -177,7 +179,8 @@ print(events)
 
 def download_then_run(link: Link, release_url: str, work: Path) -> dict[str, Any]:
     """curl every file whole (4 at a time), then hzz run on the copies."""
-    from analysis.inputs.catalogue import join, load_release
+    from analysis.inputs.catalogue import load_release
+    from analysis.inputs.locations import join
 
     copies = work / "copies"
     shutil.rmtree(copies, ignore_errors=True)

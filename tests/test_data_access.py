@@ -16,12 +16,13 @@ import pytest
 import uproot
 from distributed import Client
 
+from analysis.errors import RemoteAccessError
 from analysis.inputs.catalogue import load_release
+from analysis.inputs.sources import source_for
 from analysis.physics.summary import branches_for
 from analysis.results.document import HistogramDocument
 from cluster.access.cache import cached_locations, mirror_dir, prepare_locations
 from cluster.access.download import IntegrityError, download_release, fetch
-from cluster.access.remote import RemoteAccessError, xrootd_available
 from cluster.cli import main
 from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
@@ -280,7 +281,9 @@ def test_hzz_run_against_a_hanging_server_exits_1_naming_url_and_timeout(
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.skipif(xrootd_available(), reason="the XRootD client is installed")
+@pytest.mark.skipif(
+    source_for("root://").missing_client() is None, reason="the XRootD client is installed"
+)
 def test_root_urls_without_xrootd_say_how_to_install_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

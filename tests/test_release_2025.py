@@ -12,7 +12,8 @@ import awkward as ak
 import pytest
 import uproot
 
-from analysis.inputs.catalogue import load_release, locate
+from analysis.inputs.catalogue import load_release
+from analysis.inputs.locations import locate
 from analysis.physics.selection import PRESELECTIONS, trigger_pt_id_iso_2025
 from analysis.physics.summary import branches_for
 from analysis.physics.weights import event_weight

@@ -14,7 +14,8 @@ from distributed import Client
 from analysis.inputs.catalogue import load_release
 from analysis.results.document import HistogramDocument
 from cluster.access.inspected import InspectionCache
-from cluster.access.remote import check_reachable, uproot_open_options
+from cluster.access.reading import uproot_open_options
+from cluster.access.remote import check_reachable
 from cluster.cli import main
 from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis

@@ -7,7 +7,6 @@ needs no metadata service and no copy of the outreach tables at run time.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
@@ -173,28 +172,3 @@ def load_release(name: str = "2020") -> Release:
         samples=samples,
         analysis=analysis,
     )
-
-
-def is_remote(location: str) -> bool:
-    """True for a URL that uproot reads over the network (https, http, root)."""
-    return "://" in location and not location.startswith("file://")
-
-
-def join(location: str, path: str) -> str:
-    """The address of ``path`` under a base URL or local directory."""
-    if is_remote(location):
-        return location.rstrip("/") + "/" + path
-    return os.path.join(location.removeprefix("file://"), path)
-
-
-def locate(sample: Sample, locations: list[str]) -> str | None:
-    """The first location that holds the sample's file; remote bases are assumed to.
-
-    Local directories are searched in order, so a mirror of the real files and a
-    directory of generated stand-ins can be given together.
-    """
-    for location in locations:
-        candidate = join(location, sample.path)
-        if is_remote(location) or os.path.isfile(candidate):
-            return candidate
-    return None

@@ -19,8 +19,8 @@ from typing import Any
 import awkward as ak
 import uproot
 
-from analysis.inputs.catalogue import is_remote
 from analysis.inputs.headers import HeaderFile
+from analysis.inputs.sources import is_remote
 
 
 def tree_form(tree: Any, branches: Sequence[str]) -> ak.forms.Form:

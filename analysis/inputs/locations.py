@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import InputError, MissingFileError, RemoteReadError, SampleFileError
-from analysis.inputs.catalogue import Release, Sample, is_remote, join, locate
+from analysis.inputs.catalogue import Release, Sample
 from analysis.inputs.files import FileInfo, SkippedFile
 from analysis.inputs.sanity import branch_kind_problem
+from analysis.inputs.sources import is_remote, readable
 from analysis.redaction import redact_urls
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,42 @@ def resolve_locations(locations: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Data locations as the workers must see them: local directories made absolute.
 
     Dask workers run in their own directories (on other machines, in containers), so
-    a relative path resolved there would point elsewhere; URLs are kept as given.
+    a relative path resolved there would point elsewhere; URLs are kept as given. A
+    location no source reads, or whose client is not installed, is an InputError.
     """
     resolved: list[str] = []
     for location in locations:
         text = os.fspath(location)
-        if is_remote(text):
+        if readable(text).remote:
             resolved.append(text)
         else:
-            resolved.append(str(Path(text.removeprefix("file://")).expanduser().resolve()))
+            resolved.append(str(Path(local_path(text)).expanduser().resolve()))
     return resolved
+
+
+def local_path(location: str) -> str:
+    """A local location as a path (``file://`` taken off)."""
+    return location.removeprefix("file://")
+
+
+def join(location: str, path: str) -> str:
+    """The address of ``path`` under a base URL or local directory."""
+    if is_remote(location):
+        return location.rstrip("/") + "/" + path
+    return os.path.join(local_path(location), path)
+
+
+def locate(sample: Sample, locations: list[str]) -> str | None:
+    """The first location that holds the sample's file; remote bases are assumed to.
+
+    Local directories are searched in order, so a mirror of the real files and a
+    directory of generated stand-ins can be given together.
+    """
+    for location in locations:
+        candidate = join(location, sample.path)
+        if is_remote(location) or os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def layout_hint(sample: Sample, locations: Sequence[str]) -> str:

@@ -17,10 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from analysis.inputs.catalogue import Sample, is_remote, join
+from analysis.inputs.catalogue import Sample
+from analysis.inputs.locations import join
+from analysis.inputs.sources import source_for
+from cluster.defaults import DEFAULT_TIMEOUT_S
 
 from .download import RemoteFileMissing, fetch
-from .remote import DEFAULT_TIMEOUT_S, check_reachable, is_http
+from .remote import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +51,20 @@ def cached_locations(
 
     Search order is kept: a sample found in a local location before the first remote
     one is not fetched. A file the server does not have (404) is not fetched and its URL
-    stays in the list, so the run reports it missing as without the cache. root:// bases
-    are read directly (not cached).
+    stays in the list, so the run reports it missing as without the cache. Bases of a
+    source that is not ``cached`` (root://) are read directly.
     """
     cache_dir = Path(cache_dir)
-    mirrors = {loc: mirror_dir(cache_dir, loc) for loc in locations if is_http(loc)}
-    for location in locations:
-        if is_remote(location) and not is_http(location):
-            log.warning("--cache: %s is read directly (only http(s) files are cached)", location)
+    sources = {location: source_for(location) for location in locations}
+    mirrors = {loc: mirror_dir(cache_dir, loc) for loc in locations if sources[loc].cached}
+    for location, source in sources.items():
+        if source.remote and not source.cached:
+            log.warning(
+                "--cache: %s is read directly (%s files are not cached)", location, source.name
+            )
     for sample in samples:
         for location in locations:
-            if not is_remote(location):
+            if not sources[location].remote:
                 if os.path.isfile(join(location, sample.path)):
                     break
                 continue

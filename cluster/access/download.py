@@ -1,9 +1,10 @@
-"""Fetching whole files over HTTP(S): resumable, verified, never half-written.
+"""Fetching whole files: resumable, verified, never half-written.
 
-Used by ``hzz download`` (mirror a release) and by ``hzz run --cache`` (local copies).
-A file is written to ``NAME.part`` and resumed from there with an HTTP Range request
-after an interruption; only a file whose size (Content-Length) and, where the catalogue
-knows it, SHA-256 check out is renamed into place.
+Used by ``hzz download`` (mirror a release) and by ``hzz run --cache`` (local copies),
+for the sources that can be copied (``analysis.inputs.sources``), through their
+module's ``head`` and ``get``. A file is written to ``NAME.part`` and resumed from there
+after an interruption; only a file whose size and, where the catalogue knows it, SHA-256
+check out is renamed into place.
 """
 
 from __future__ import annotations
@@ -15,28 +16,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
-from analysis.inputs.catalogue import Release, Sample, join
+from analysis.errors import RemoteAccessError
+from analysis.inputs.catalogue import Release, Sample
+from analysis.inputs.locations import join
+from analysis.inputs.sources import described, source_for
 from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
-from .progress import Progress, Stalled
-from .remote import (
-    RemoteAccessError,
-    describe_network_error,
-    is_http,
-    remote_size,
-)
+from .remote import access
 
 log = logging.getLogger(__name__)
 
 #: Bytes per read when hashing a file.
 CHUNK_BYTES = 1 << 20
-#: Bytes per read from the network: what a dropped connection can cost of the .part.
-NETWORK_CHUNK_BYTES = 64 * 1024
 #: Hidden lock file in each folder written to: two runs never write one .part together.
 LOCK_NAME = ".hzz-fetch.lock"
 
@@ -89,9 +83,12 @@ def fetch(
     is removed) or RemoteAccessError (unreachable, timed out, failed after ``retries``
     resumes; the .part is kept for the next call to resume).
     """
-    if not is_http(url):
-        raise RemoteAccessError(url, "only http:// and https:// files can be downloaded")
-    size = remote_size(url, timeout)
+    source = source_for(url)
+    if not (source.downloadable or source.cached):
+        copied = described(lambda s: s.downloadable or s.cached)
+        raise RemoteAccessError(url, f"only {copied} files can be downloaded")
+    protocol = access(source)
+    size = protocol.head(url, timeout).size
     if size is None:
         raise RemoteFileMissing(url, "not found on the server (HTTP 404)")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +99,7 @@ def fetch(
         transferred = 0
         for attempt in range(retries + 1):
             try:
-                transferred += _resume(url, part, size, timeout, show_progress)
+                transferred += protocol.get(url, part, size, timeout, show_progress)
                 break
             except RemoteAccessError as err:
                 if attempt == retries:
@@ -113,68 +110,6 @@ def fetch(
             os.fsync(handle.fileno())
         os.replace(part, dest)
     return Fetched(url, dest, size, transferred)
-
-
-def _resume(url: str, part: Path, size: int, timeout: float, show_progress: bool) -> int:
-    """Append the missing tail of the file to ``part``; the body bytes received."""
-    offset = part.stat().st_size if part.exists() else 0
-    if offset > size:  # a stale .part of another version of the file
-        part.unlink()
-        offset = 0
-    if offset == size:
-        return 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
-    received = 0
-    try:
-        with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-            if response.status_code == 200:
-                offset = 0  # the server ignored the range: start over
-            elif response.status_code != 206:
-                raise RemoteAccessError(
-                    url, f"HTTP {response.status_code} {response.reason} for bytes {offset}-"
-                )
-            with (
-                part.open("r+b" if offset else "wb") as out,
-                tqdm(
-                    total=size,
-                    initial=offset,
-                    unit="B",
-                    unit_scale=True,
-                    desc=Path(part.name).stem,
-                    disable=not show_progress,
-                    leave=False,
-                ) as bar,
-            ):
-                out.seek(offset)
-                out.truncate()
-                progress = Progress(url, timeout, offset, end=size)
-                while True:
-                    # read1: what one socket read brings, so a trickle is seen as such
-                    # (read() would wait for a whole chunk, for ever at one byte a second).
-                    block = response.raw.read1(NETWORK_CHUNK_BYTES)
-                    if not block:
-                        break
-                    out.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-                    progress.update(offset + received)
-    except requests.RequestException as err:
-        raise RemoteAccessError(
-            url,
-            f"interrupted after {offset + received} of {size} bytes: "
-            f"{describe_network_error(err, timeout)}",
-        ) from err
-    except (urllib3.exceptions.HTTPError, OSError) as err:  # raw reads: a timeout, a reset
-        if isinstance(err, Stalled):
-            reason = err.detail
-        elif isinstance(err, urllib3.exceptions.ReadTimeoutError | TimeoutError):
-            reason = f"no bytes within {timeout:g} s (--timeout {timeout:g})"
-        else:
-            reason = f"{type(err).__name__}: {err}"
-        raise RemoteAccessError(
-            url, f"interrupted after {offset + received} of {size} bytes: {reason}"
-        ) from err
-    return received
 
 
 def _verify(url: str, part: Path, size: int, sha256: str | None) -> None:

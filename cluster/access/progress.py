@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .remote import RemoteAccessError
+from analysis.errors import RemoteAccessError
 
 #: Bytes a transfer must bring every ``--timeout`` seconds not to count as stalled.
 MIN_PROGRESS_BYTES = 64 * 1024

@@ -53,8 +53,8 @@ def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
 def download_command(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
     from analysis.inputs.catalogue import load_release
+    from analysis.inputs.sources import described, source_for
     from cluster.access.download import download_release
-    from cluster.access.remote import is_http
 
     try:
         release = load_release(args.release)
@@ -62,8 +62,10 @@ def download_command(args: argparse.Namespace) -> int:
         raise InputError(f"--release {args.release}: {err}") from err
     chosen = release.select(args.samples, args.groups)
     base_url = args.data or release.default_location
-    if not is_http(base_url):
-        raise InputError(f"--data {base_url}: give an http:// or https:// base URL")
+    if not source_for(base_url).downloadable:
+        raise InputError(
+            f"--data {base_url}: give a {described(lambda s: s.downloadable)} base URL"
+        )
     if not args.timeout > 0 or args.retries < 0:
         raise InputError("--timeout must be positive, --retries not negative")
     out_dir = Path(args.out)

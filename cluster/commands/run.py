@@ -180,14 +180,22 @@ def _warm_up_figure(release: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from analysis.errors import HZZError, InputError, MissingFileError
-    from analysis.inputs.catalogue import is_remote, load_release
+    from analysis.inputs.catalogue import load_release
+    from analysis.inputs.locations import local_path
+    from analysis.inputs.sources import readable
 
     signal.signal(signal.SIGINT, _stop_on_interrupt)
 
     release = load_release(args.release)
     locations = _locations(args, release.default_location)
+    remote = False
     for location in locations:
-        if not is_remote(location) and not Path(location).is_dir():
+        try:
+            source = readable(location)  # a scheme no source reads, a client not installed
+        except InputError as err:
+            raise InputError(f"--data {err}") from err
+        remote = remote or source.remote
+        if not source.remote and not Path(local_path(location)).is_dir():
             raise InputError(f"--data {location}: no such directory")
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be at least 1")
@@ -195,13 +203,6 @@ def run_command(args: argparse.Namespace) -> int:
         raise InputError("--worker-timeout must be positive")
     if not args.timeout > 0:
         raise InputError("--timeout must be positive")
-    from cluster.access.remote import RemoteAccessError, require_xrootd
-
-    try:
-        for location in locations:
-            require_xrootd(location)
-    except RemoteAccessError as err:
-        raise InputError(f"--data {err}") from err
     release.select(args.samples, args.groups)  # an unknown name: InputError
     from analysis.results.outputs import check_writable
 
@@ -215,7 +216,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     # Reading remote files, a worker's second thread computes one partition while the
     # first waits for the next one's bytes: the link and the cores are busy together.
-    threads = REMOTE_THREADS_PER_WORKER if any(is_remote(loc) for loc in locations) else 1
+    threads = REMOTE_THREADS_PER_WORKER if remote else 1
     cluster = BackgroundClient(
         args.scheduler,
         args.workers,

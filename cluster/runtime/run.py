@@ -26,8 +26,9 @@ from analysis.results.document import HistogramDocument
 from analysis.results.outputs import write_new
 from cluster.access.cache import prepare_locations
 from cluster.access.inspected import InspectionCache
-from cluster.access.remote import DEFAULT_TIMEOUT_S, check_reachable, uproot_open_options
-from cluster.defaults import inspection_cache_dir
+from cluster.access.reading import uproot_open_options
+from cluster.access.remote import check_reachable
+from cluster.defaults import DEFAULT_TIMEOUT_S, inspection_cache_dir
 
 from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
 

@@ -1,25 +1,15 @@
-"""uproot's HTTP source with request-level retries, the real cause of a failure, and the
-file's identity.
+"""The http(s) source: HEAD before a run, whole files for downloads, retried range reads.
 
-uproot reads http(s) files through fsspec (``uproot.source.fsspec.FSSpecSource``), which
-has no retries: one connection reset or ``503`` in the thousands of range requests of a
-run fails the file. Worse, fsspec's ``_cat_ranges`` returns a failed range's exception in
-place of its bytes, and uproot slices it, so the error a user sees is
-``'ClientResponseError' object is not subscriptable`` instead of the cause
-(scikit-hep/uproot5#1450). And fsspec's size lookup turns any failure of its HEAD and
-GET into ``FileNotFoundError``: a transient ``503`` would make a file look missing.
-
-``RetryingSource`` is ``FSSpecSource`` (given to ``uproot.open`` as ``handler``, see
-``cluster.access.remote.uproot_open_options``) with each of those requests retried with
-exponential back-off on transient failures (connection refused or reset, a body cut
-short, ``5xx``/``429``/``408``, no answer within the timeout, a body that stalls), and a
-failure that outlasts its retries raised as ``RemoteAccessError`` naming the URL, the
-cause and the attempts. A range's body is bounded by progress, not by its duration
-(``cluster.access.progress``): a large range on a slow link that keeps moving is read to
-the end; a server that trickles bytes fails it within a few ``--timeout`` windows.
-
-Range merging, concurrency and the event loop are fsspec's and uproot's; local
-files and other protocols go through ``FSSpecSource`` unchanged.
+Everything hzz says to a file server over HTTP, as the source table
+(``analysis.inputs.sources``) promises it: ``head`` (does the file exist, which version
+is it), ``get`` (the rest of a file, appended to a partial copy: downloads and
+``--cache``) and ``Reader``, uproot's fsspec source with retries for the workers' range
+reads. uproot's own http source (fsspec) has no retries, hands a failed range's exception
+to uproot as if it were the bytes (``'ClientResponseError' object is not subscriptable``,
+scikit-hep/uproot5#1450) and turns any failed size lookup into ``FileNotFoundError``;
+``Reader`` retries each request with back-off on transient failures and raises what
+outlasts them as RemoteAccessError naming the URL, the cause and the attempts. Bodies are
+bounded by their progress (``cluster.access.progress``), not by their duration.
 """
 
 from __future__ import annotations
@@ -27,18 +17,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import requests
 import uproot.source.chunk
 import uproot.source.futures
+import urllib3
+from tqdm import tqdm
 from uproot.source.coalesce import coalesce_requests
 from uproot.source.fsspec import FSSpecSource
 
+from analysis.errors import RemoteAccessError
 from cluster.defaults import DEFAULT_TIMEOUT_S
 
-from .progress import Progress
-from .retry import RETRY_ATTEMPTS, backoff_s, reason, should_retry
+from .progress import Progress, Stalled
+from .remote import RemoteFile
+from .retry import RETRY_ATTEMPTS, TRANSIENT_STATUS, backoff_s, reason, should_retry
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +60,123 @@ def _warn_whole_file(url: str) -> None:
     )
 
 
-#: HTTP answer headers that identify one version of a file (with its size).
-IDENTITY_HEADERS = ("ETag", "Last-Modified")
+#: Bytes per read from the network: what a dropped connection can cost of a partial copy.
+NETWORK_CHUNK_BYTES = 64 * 1024
+
+_sessions = threading.local()
 
 
-class RetryingSource(FSSpecSource):
+def _session() -> requests.Session:
+    """One session per thread: its connections are kept alive between requests."""
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+    return session
+
+
+def describe_network_error(err: BaseException, timeout: float) -> str:
+    """The reason in words: a timeout says how long was waited."""
+    if isinstance(err, requests.ConnectionError) and not isinstance(err, requests.Timeout):
+        return f"cannot connect: {err}"
+    return reason(err, timeout)
+
+
+def head(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> RemoteFile:
+    """HEAD ``url``, retried with back-off on transient failures (``cluster.access.retry``).
+
+    Raises RemoteAccessError naming the URL (and the timeout) when the server does not
+    answer in time, refuses the connection, or answers with another error.
+    """
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            response = _session().head(url, timeout=timeout, allow_redirects=True)
+            if response.status_code in TRANSIENT_STATUS:
+                response.raise_for_status()
+            break
+        except requests.RequestException as err:
+            if not should_retry(err, attempt):
+                tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                cause = describe_network_error(err, timeout)
+                raise RemoteAccessError(url, cause + tries) from err
+            time.sleep(backoff_s(attempt, random.random()))
+    if response.status_code == 404:
+        return RemoteFile(url, None)
+    if response.status_code >= 400:
+        raise RemoteAccessError(url, f"HTTP {response.status_code} {response.reason}")
+    length = response.headers.get("Content-Length")
+    if length is None or not length.isdigit():
+        raise RemoteAccessError(url, "the server gives no Content-Length for the file")
+    headers = response.headers
+    return RemoteFile(url, int(length), headers.get("ETag"), headers.get("Last-Modified"))
+
+
+def get(url: str, part: Path, size: int, timeout: float, show_progress: bool) -> int:
+    """Append the missing tail of the file to ``part``; the body bytes received.
+
+    One GET with a Range from where ``part`` ends (the whole file if the server ignores
+    it); RemoteAccessError naming the URL and the bytes so far if it is cut short.
+    """
+    offset = part.stat().st_size if part.exists() else 0
+    if offset > size:  # a stale .part of another version of the file
+        part.unlink()
+        offset = 0
+    if offset == size:
+        return 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    received = 0
+    try:
+        with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            if response.status_code == 200:
+                offset = 0  # the server ignored the range: start over
+            elif response.status_code != 206:
+                raise RemoteAccessError(
+                    url, f"HTTP {response.status_code} {response.reason} for bytes {offset}-"
+                )
+            with (
+                part.open("r+b" if offset else "wb") as out,
+                tqdm(
+                    total=size,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    desc=Path(part.name).stem,
+                    disable=not show_progress,
+                    leave=False,
+                ) as bar,
+            ):
+                out.seek(offset)
+                out.truncate()
+                progress = Progress(url, timeout, offset, end=size)
+                while True:
+                    # read1: what one socket read brings, so a trickle is seen as such
+                    # (read() would wait for a whole chunk, for ever at one byte a second).
+                    block = response.raw.read1(NETWORK_CHUNK_BYTES)
+                    if not block:
+                        break
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+                    progress.update(offset + received)
+    except requests.RequestException as err:
+        raise RemoteAccessError(
+            url,
+            f"interrupted after {offset + received} of {size} bytes: "
+            f"{describe_network_error(err, timeout)}",
+        ) from err
+    except (urllib3.exceptions.HTTPError, OSError) as err:  # raw reads: a timeout, a reset
+        if isinstance(err, Stalled):
+            cause = err.detail
+        elif isinstance(err, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+            cause = f"no bytes within {timeout:g} s (--timeout {timeout:g})"
+        else:
+            cause = f"{type(err).__name__}: {err}"
+        raise RemoteAccessError(
+            url, f"interrupted after {offset + received} of {size} bytes: {cause}"
+        ) from err
+    return received
+
+
+class Reader(FSSpecSource):
     """``FSSpecSource`` whose http(s) requests are retried and fail with their cause."""
 
     def __init__(self, file_path: str, **options: Any) -> None:
@@ -76,11 +186,8 @@ class RetryingSource(FSSpecSource):
         self._url = file_path
         self._info: dict[str, Any] | None = None
         super().__init__(file_path, **options)
-        self._retrying = self._fs.protocol in ("http", "https") or (
-            isinstance(self._fs.protocol, tuple) and "http" in self._fs.protocol
-        )
 
-    # ------------------------------------------------------------------ the requests
+    # ---------------------------------------------------------- the readers' requests
 
     async def _attempts_of(self, what: str, make: Any, bounded: bool = True) -> Any:
         """``await make()``, retried on transient failures; RemoteAccessError at the end.
@@ -88,8 +195,6 @@ class RetryingSource(FSSpecSource):
         ``bounded``: each try must finish within the timeout (a HEAD); otherwise ``make``
         bounds itself (a range body, by its progress).
         """
-        from .remote import RemoteAccessError
-
         for attempt in range(1, self._attempts + 1):
             try:
                 return await (asyncio.wait_for(make(), self._timeout) if bounded else make())
@@ -174,8 +279,6 @@ class RetryingSource(FSSpecSource):
     # --------------------------------------------------------------- uproot's Source
 
     def chunk(self, start: int, stop: int) -> uproot.source.chunk.Chunk:
-        if not self._retrying:
-            return super().chunk(start, stop)
         if self.closed:
             raise OSError(f"file {self._file_path!r} is closed")
         self._num_requests += 1
@@ -186,8 +289,6 @@ class RetryingSource(FSSpecSource):
         return uproot.source.chunk.Chunk(self, start, stop, future)
 
     def chunks(self, ranges: list[tuple[int, int]], notifications: Any) -> list[Any]:
-        if not self._retrying:
-            return super().chunks(ranges, notifications)
         if self.closed:
             raise OSError(f"file {self._file_path!r} is closed")
         self._num_requests += 1
@@ -208,11 +309,7 @@ class RetryingSource(FSSpecSource):
 
     @property
     def num_bytes(self) -> int:
-        if not self._retrying:
-            return super().num_bytes
         size = self.info.get("size")
         if size is None:
-            from .remote import RemoteAccessError
-
             raise RemoteAccessError(self._url, "the server gives no Content-Length")
         return int(size)
