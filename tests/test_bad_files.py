@@ -16,6 +16,7 @@ from analysis.inputs.files import FileInfo, inspect_file
 from analysis.physics.summary import row_length, summary_record
 from analysis.results.accounting import check_accounting, leave_out, read_failures, sample_totals
 from analysis.results.document import from_json
+from analysis.results.outputs import outputs_in
 from analysis.standins import write_standins
 
 from .conftest import PUBLISHED_COUNTS
@@ -105,7 +106,7 @@ def test_a_corrupt_basket_stops_the_run_naming_the_file(
 
     result = hzz(*args, "--step-size", "5000", "--skip-bad-files")
     assert result.returncode == 0, result.stderr
-    (doc_path,) = out.glob("*.json")
+    (doc_path,) = outputs_in(out, ".json")
     document = from_json(doc_path.read_bytes())
     assert [(s.sample, s.file) for s in document.skipped] == [("WH125_ZZ4lep", str(bad))]
     assert "WH125_ZZ4lep" not in document.samples  # 3 of 4 partitions were fine: not counted
@@ -130,7 +131,7 @@ def test_skip_bad_files_leaves_the_file_out_whole_and_lists_it(
     )
     assert result.returncode == 0, result.stderr
     assert "skipped bad file (Zee)" in result.stdout and str(bad) in result.stdout
-    (doc_path,) = out.glob("*.json")
+    (doc_path,) = outputs_in(out, ".json")
     document = from_json(doc_path.read_bytes())
     assert [(s.sample, s.file) for s in document.skipped] == [("Zee", str(bad))]
     assert document.skipped[0].cause
@@ -138,7 +139,7 @@ def test_skip_bad_files_leaves_the_file_out_whole_and_lists_it(
     for name in ("data_A", "data_B", "data_C", "data_D", "Zmumu", "ttbar_lep"):
         sample = document.samples[name]
         assert (sample.n_in, sample.n_out) == PUBLISHED_COUNTS[name]
-    assert len(list(out.glob("*.png"))) == 1
+    assert len(outputs_in(out, ".png")) == 1
 
 
 def test_event_accounting_catches_a_lost_partition(mirror: Path) -> None:

@@ -28,7 +28,7 @@ import pytest
 
 from analysis.inputs.binning import m4l_axis
 from analysis.results.document import GroupStyle, HistogramDocument, SampleResult
-from analysis.results.outputs import write_new
+from analysis.results.outputs import outputs_in, write_new
 from cluster.service.amqp import Topology
 from cluster.service.ledger import PNG_KEY, Ledger, png_message_id
 from cluster.service.plotter import PAUSE_ENV, REASON_HEADER
@@ -75,7 +75,7 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = WAIT_S
 
 
 def pngs(directory: Path) -> list[Path]:
-    return sorted(directory.glob("plot_*.png"))
+    return outputs_in(directory, ".png")
 
 
 class Broker:
@@ -395,9 +395,9 @@ def test_unreachable_broker_keeps_document_then_publish(
         *hzz_args(broker),
     )
     assert run.returncode == 1, run.stderr
-    kept = list(out.glob("plot_*.json"))
+    kept = outputs_in(out, ".json")
     assert len(kept) == 1
-    assert not list(out.glob("*.png")), "with --broker the figure is drawn by the service"
+    assert not outputs_in(out, ".png"), "with --broker the figure is drawn by the service"
     assert "publishing to amqp://guest:***@127.0.0.1:1/ failed for 2 s" in run.stderr
     assert f"document kept at {kept[0]}; resend with: hzz publish {kept[0]}" in run.stderr
 

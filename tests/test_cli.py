@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from analysis.results.document import from_json
+from analysis.results.outputs import is_output_name, outputs_in
 
 from .conftest import PUBLISHED_COUNTS, PUBLISHED_YIELDS
-
-NAME = re.compile(r"^plot_\d\d_\d\d_\d\d-\d\d-\d\d(_\d+)?\.(png|json)$")
 
 
 def hzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -47,7 +46,7 @@ def test_run_writes_the_figure_and_the_document(mirror: Path, tmp_path: Path) ->
     result = hzz(*run_args(mirror, out, "--allow-missing"))
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in out.iterdir())
-    assert len(files) == 2 and all(NAME.match(f) for f in files), files
+    assert len(files) == 2 and all(is_output_name(f, Path(f).suffix) for f in files), files
     png, doc_path = (out / files[1]), (out / files[0])
     assert png.suffix == ".png" and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert png.stem == doc_path.stem
@@ -71,9 +70,9 @@ def test_a_second_run_in_the_same_minute_does_not_overwrite(mirror: Path, tmp_pa
     first = hzz(*run_args(mirror, out, "--samples", "data_A"))
     second = hzz(*run_args(mirror, out, "--samples", "data_A"))
     assert first.returncode == 0 and second.returncode == 0, second.stderr
-    pngs = sorted(out.glob("*.png"))
+    pngs = outputs_in(out, ".png")
     assert len(pngs) == 2
-    assert len(sorted(out.glob("*.json"))) == 2
+    assert len(outputs_in(out, ".json")) == 2
 
 
 @pytest.mark.faults

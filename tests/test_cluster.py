@@ -14,6 +14,7 @@ import pytest
 
 from analysis.inputs.catalogue import load_release
 from analysis.results.document import HistogramDocument, from_json
+from analysis.results.outputs import outputs_in
 from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
 
@@ -126,7 +127,7 @@ def test_run_against_a_separately_started_scheduler_and_workers(
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        (doc_path,) = out.glob("*.json")
+        (doc_path,) = outputs_in(out, ".json")
         document = from_json(doc_path.read_bytes())
         for name in ON_DISK:
             sample = document.samples[name]

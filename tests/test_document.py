@@ -21,7 +21,7 @@ from analysis.results.document import (
     from_dict,
     from_json,
 )
-from analysis.results.outputs import write_new
+from analysis.results.outputs import is_output_name, outputs_in, write_new
 from analysis.results.plot import render_png
 
 
@@ -147,3 +147,15 @@ def test_the_figure_renders_from_the_document_alone() -> None:
     document = from_json(small_document().to_json())
     png = render_png(document)
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_result_names_are_recognised_by_the_one_matcher(tmp_path: Path) -> None:
+    """The ledger finds figures with the matcher of the names write_new gives."""
+    when = datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
+    first = write_new(tmp_path, {".png": b"a", ".fit.json": b"{}"}, when=when)
+    second = write_new(tmp_path, {".png": b"b"}, when=when)
+    (tmp_path / "plot_notes.png").write_bytes(b"not a result")
+    assert outputs_in(tmp_path, ".png") == [first[".png"], second[".png"]]
+    assert outputs_in(tmp_path, ".fit.json") == [first[".fit.json"]]
+    assert outputs_in(tmp_path, ".json") == []
+    assert all(is_output_name(p.name, ".png") for p in outputs_in(tmp_path, ".png"))

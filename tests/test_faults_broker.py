@@ -24,6 +24,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from analysis.results.outputs import outputs_in
 from cluster.service.publisher import message_id_for
 from tests.test_broker import ROOT
 
@@ -194,7 +195,7 @@ def test_a_broker_in_a_memory_alarm_fails_the_publish_within_the_broker_timeout(
         "the broker blocked publishing (connection.blocked: a memory or disk alarm on the "
         "broker) and did not unblock within" in run.stderr
     ), run.stderr
-    kept = list(out.glob("plot_*.json"))
+    kept = outputs_in(out, ".json")
     assert len(kept) == 1, "the document is kept"
     assert f"document kept at {kept[0]}; resend with: hzz publish {kept[0]}" in run.stderr
 

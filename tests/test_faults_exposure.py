@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from analysis.results.outputs import STEM_GLOB, outputs_in
 from cluster.runtime.clusters import dashboard_listen_address, open_client
 
 from .test_broker import ROOT, URL, make_document
@@ -143,7 +144,7 @@ def test_a_password_never_reaches_a_real_runs_skipped_list(
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "s3cr3t-pw" not in done.stdout + done.stderr
-    (document,) = out.glob("*.json")
+    (document,) = outputs_in(out, ".json")
     text = document.read_text()
     assert "s3cr3t-pw" not in text
     skipped = json.loads(text)["skipped"]
@@ -275,4 +276,4 @@ def test_ctrl_c_stops_a_run_with_one_line(mirror: Path, tmp_path: Path) -> None:
     assert process.returncode == 130, stderr
     assert "hzz run: interrupted, nothing written" in stderr
     assert "Traceback" not in stderr and len(stderr.splitlines()) < 10, stderr
-    assert not out.exists() or not any(out.glob("plot_*"))
+    assert not out.exists() or not any(out.glob(STEM_GLOB))

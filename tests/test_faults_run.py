@@ -27,6 +27,7 @@ import uproot
 
 from analysis import InputError, validate_document
 from analysis.results.document import from_json
+from analysis.results.outputs import outputs_in
 
 from .conftest import PUBLISHED_COUNTS
 from .test_broker import make_document
@@ -109,7 +110,7 @@ def test_a_wrong_but_readable_file_is_a_bad_file(
 
     skipped = hzz(*args, "--skip-bad-files")
     assert skipped.returncode == 0, skipped.stderr
-    (doc_path,) = out.glob("*.json")
+    (doc_path,) = outputs_in(out, ".json")
     document = from_json(doc_path.read_bytes())
     assert [(s.sample, s.file) for s in document.skipped] == [("Zee", str(bad))]
     assert cause in document.skipped[0].cause

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from analysis.results.document import DocumentError, from_json
+from analysis.results.outputs import is_output_name
 from cluster.service.amqp import Topology
 from cluster.service.ledger import png_message_id
 from cluster.service.plotter import REASON_HEADER
@@ -33,7 +33,6 @@ from .tls_proxy import Certificates, TlsProxy, make_certificates
 pytestmark = pytest.mark.faults
 
 ROOT = Path(__file__).resolve().parents[1]
-PNG_NAME = re.compile(r"^plot_\d\d_\d\d_\d\d-\d\d-\d\d(_\d+)?\.png$")
 
 
 @pytest.fixture
@@ -260,7 +259,7 @@ def test_hostile_documents_never_write_outside_out(tmp_path: Path, broker: Broke
     # Only plot_….png files (and the ledger and in-hand records) inside --out; nothing else.
     inside = sorted(p.name for p in out.iterdir())
     ledger = {".hzz-plotted", ".hzz-plotted.lock", ".hzz-in-hand", ".hzz-in-hand.lock"}
-    assert all(PNG_NAME.match(n) for n in inside if n not in ledger), inside
+    assert all(is_output_name(n, ".png") for n in inside if n not in ledger), inside
     assert len([n for n in inside if n.endswith(".png")]) == len(written)
     assert {p.name for p in out.glob("plot_01_01_01-00-00*.png")}
     assert {p.name for p in out.glob("plot_31_12_99-23-59*.png")}

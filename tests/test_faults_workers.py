@@ -25,6 +25,7 @@ from dask.utils import key_split
 from distributed import Client
 
 from analysis.results.document import HistogramDocument, from_json
+from analysis.results.outputs import outputs_in
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS
 
@@ -136,7 +137,7 @@ def run_command(address: str, mirror: Path, standins: Path, out: Path, *extra: s
 
 
 def document_in(out: Path) -> HistogramDocument:
-    (path,) = out.glob("plot_*.json")
+    (path,) = outputs_in(out, ".json")
     return from_json(path.read_bytes())
 
 

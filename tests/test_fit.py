@@ -24,7 +24,9 @@ from analysis.inputs.catalogue import load_release
 from analysis.results.accounting import assemble_document
 from analysis.results.document import HistogramDocument, from_json
 from analysis.results.fit import FitError, FitResult, fit_document, fit_spec, workspace_spec
+from analysis.results.outputs import STEM_GLOB, outputs_in
 from analysis.results.plot import DPI, draw, garwood, render_png, warm_up
+from analysis.results.products import FIT_JSON, WORKSPACE_JSON
 from analysis.standins import write_standins
 from cluster.cli import main as cli_main
 
@@ -215,13 +217,13 @@ def test_hzz_run_fit_end_to_end(
     assert "signal strength mu" in printed and "stand-ins" in printed
     names = sorted(p.name.split(".", 1)[1] for p in out.iterdir())
     assert names == ["fit.json", "json", "png", "postfit.png", "workspace.json"]
-    fit = json.loads(next(out.glob("*.fit.json")).read_text())
-    document = from_json(next(p for p in out.glob("*.json") if p.name.count(".") == 1).read_bytes())
+    fit = json.loads(outputs_in(out, FIT_JSON)[0].read_text())
+    document = from_json(outputs_in(out, ".json")[0].read_bytes())
     assert document.figure.fit and document.samples["llll"].variations
     # hzz fit on the saved document gives the same numbers, written beside it
-    saved = next(p for p in out.glob("*.json") if p.name.count(".") == 1)
+    (saved,) = outputs_in(out, ".json")
     assert cli_main(["fit", str(saved)]) == 0
-    again = json.loads(next(out.glob("*_2.fit.json")).read_text())
+    again = json.loads(outputs_in(out, FIT_JSON)[1].read_text())
     assert again["mu"] == pytest.approx(fit["mu"], rel=1e-6)
 
 
@@ -244,13 +246,13 @@ def test_the_plotting_service_fits_when_the_document_asks(
     try:
         asked = replace(full, figure=replace(full.figure, fit=True))
         publish(asked.to_json(), URL, broker.topology, timeout_s=30)
-        wait_for(lambda: list(out.glob("*.workspace.json")), "the fit's files", timeout=600)
+        wait_for(lambda: outputs_in(out, WORKSPACE_JSON), "the fit's files", timeout=600)
         log = plotter.text()
     finally:
         plotter.stop()
         broker.close()
-    names = sorted(p.name.split(".", 1)[1] for p in out.glob("plot_*"))
+    names = sorted(p.name.split(".", 1)[1] for p in out.glob(STEM_GLOB))
     assert names == ["fit.json", "png", "postfit.png", "workspace.json"]
-    fit = json.loads(next(out.glob("*.fit.json")).read_text())
+    fit = json.loads(outputs_in(out, FIT_JSON)[0].read_text())
     assert 0 < fit["mu"] < 10 and fit["notes"]
     assert "link lost" not in log and "redelivered" not in log

@@ -22,6 +22,7 @@ import pytest
 from distributed import Client
 
 from analysis.results.document import HistogramDocument, from_json
+from analysis.results.outputs import outputs_in
 from cluster.runtime.localstack import load_state
 
 from .conftest import ON_DISK, PUBLISHED_COUNTS
@@ -61,7 +62,7 @@ class StandIn:
     def run(self, out: Path, *args: str) -> HistogramDocument:
         """`hzz run --scheduler` on the stand-in; the document it wrote."""
         hzz("run", "--scheduler", self.scheduler, "--out", str(out), "--no-progress", *args)
-        (document,) = out.glob("plot_*.json")
+        (document,) = outputs_in(out, ".json")
         return from_json(document.read_bytes())
 
     def worker_names(self) -> set[str]:
@@ -144,7 +145,7 @@ def test_one_and_three_workers_give_identical_histograms_and_the_plotter_draws(
     assert run.returncode == 0, stderr
     assert dashboard_answers and set(dashboard_answers) == {200}
 
-    (document_path,) = out.glob("plot_*.json")
+    (document_path,) = outputs_in(out, ".json")
     three = from_json(document_path.read_bytes())
     for name in ON_DISK:
         a, b = one_worker.samples[name], three.samples[name]
@@ -188,7 +189,7 @@ def test_worker_added_during_a_run_receives_tasks(stand_in: StandIn, tmp_path: P
         )[new_address]
     assert executed_by_new > 0, f"{new_name} joined during the run but executed no task"
     print(f"{new_name} joined during the run and executed {executed_by_new} tasks")
-    document = from_json(next(out.glob("plot_*.json")).read_bytes())
+    document = from_json(outputs_in(out, ".json")[0].read_bytes())
     assert document.samples["llll"].n_in == events
 
 

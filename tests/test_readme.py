@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.results.document import from_json
+from analysis.results.outputs import outputs_in
 
 from .conftest import PUBLISHED_COUNTS, SHARED_DATA
 
@@ -41,8 +42,8 @@ def test_the_quick_start_shows_the_higgs_peak(tmp_path: Path) -> None:
             ["bash", "-c", command], cwd=checkout, capture_output=True, text=True, timeout=900
         )
         assert result.returncode == 0, f"{command}: {result.stderr}"
-    (document_path,) = (checkout / "peak").glob("plot_*.json")
-    assert list((checkout / "peak").glob("plot_*.png"))
+    (document_path,) = outputs_in(checkout / "peak", ".json")
+    assert outputs_in(checkout / "peak", ".png")
     document = from_json(document_path.read_bytes())
     assert not document.missing
     assert sorted(document.generated) == sorted(

@@ -18,6 +18,7 @@ from analysis.physics.selection import PRESELECTIONS, trigger_pt_id_iso_2025
 from analysis.physics.summary import branches_for
 from analysis.physics.weights import event_weight
 from analysis.results.document import from_json
+from analysis.results.outputs import outputs_in
 from analysis.results.plot import draw
 
 from .conftest import MIRROR_2020, SHARED_DATA
@@ -117,7 +118,7 @@ def test_hzz_run_release_2025_gives_the_published_count_and_the_2025_figure(
         "--out", str(out), "--workers", "1", "--dashboard", ":0", "--no-progress",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    (doc_path,) = out.glob("*.json")
+    (doc_path,) = outputs_in(out, ".json")
     document = from_json(doc_path.read_bytes())
     assert (document.release, document.lumi_fb) == ("2025", 36.6)
     sample = document.samples["data15_periodD"]
@@ -130,7 +131,7 @@ def test_hzz_run_release_2025_gives_the_published_count_and_the_2025_figure(
     assert ax.get_ylim()[1] == 2.0 * 2  # the 2025 notebook's y range: 2 × highest data bin
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "36.6" in texts and "ATLAS Open Data" in texts
-    assert len(list(out.glob("*.png"))) == 1
+    assert len(outputs_in(out, ".png")) == 1
 
 
 def test_the_2025_selection_reads_its_own_branches() -> None:

@@ -13,6 +13,7 @@ from distributed import Client
 
 from analysis.inputs.catalogue import load_release
 from analysis.results.document import HistogramDocument
+from analysis.results.outputs import outputs_in
 from cluster.access.inspected import InspectionCache
 from cluster.access.reading import uproot_open_options
 from cluster.access.remote import check_reachable
@@ -285,7 +286,7 @@ def test_a_server_that_ignores_ranges_gives_the_same_document(
                 "--dashboard", ":0", "--no-progress", "--out", str(out),
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
-            (path,) = out.glob("*.json")
+            (path,) = outputs_in(out, ".json")
             documents[name] = done.stderr, json.loads(path.read_text())
     finally:
         server.shutdown()

@@ -9,6 +9,7 @@ half-written file and an existing file is never replaced, even by a concurrent w
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,11 +19,37 @@ from analysis.errors import InputError, RunFailure
 
 STEM_FORMAT = "plot_%d_%m_%y-%H-%M"
 MAX_SUFFIX = 10_000
+#: Every name written here, as a pattern: ``STEM_FORMAT``'s fields as two digits each,
+#: then the ``_N`` of a second result in the same minute.
+STEM_PATTERN = re.compile(
+    "".join(
+        r"\d\d" if part.startswith("%") else re.escape(part)
+        for part in re.split(r"(%[dmyHM])", STEM_FORMAT)
+    )
+    + r"(?:_\d+)?"
+)
+#: A glob that every name written here matches (``plot_*``).
+STEM_GLOB = STEM_FORMAT.split("%", 1)[0] + "*"
 
 
 def stem_for(when: datetime) -> str:
     """``plot_dd_mm_yy-HH-MM`` for ``when`` in UTC."""
     return when.astimezone(UTC).strftime(STEM_FORMAT)
+
+
+def is_output_name(name: str, ending: str) -> bool:
+    """True for a name written here with ``ending`` (``.png``, ``.fit.json``, …) after the
+    stem: ``plot_26_11_26-09-05_2.png`` for ``.png``, not ``plot_….fit.json`` for ``.json``."""
+    return name.endswith(ending) and STEM_PATTERN.fullmatch(name[: -len(ending)]) is not None
+
+
+def outputs_in(directory: Path | str, ending: str) -> list[Path]:
+    """The files of ``directory`` named as results are, ending in ``ending``, by name."""
+    return sorted(
+        path
+        for path in Path(directory).glob(STEM_GLOB + ending)
+        if is_output_name(path.name, ending)
+    )
 
 
 #: Free bytes an output directory needs at the start of a run (a figure is ~100 kB).

@@ -20,6 +20,8 @@ from pathlib import Path
 from filelock import FileLock
 from PIL import Image
 
+from analysis.results.outputs import outputs_in
+
 LEDGER_NAME = ".hzz-plotted"
 #: The PNG text chunk holding the id of the message a figure was drawn for.
 PNG_KEY = "hzz-message-id"
@@ -69,7 +71,7 @@ class Ledger:
                 return self.directory / parts[2]
             begun = begun or parts[0] == "begin"
         if begun:  # crashed after begin: the PNG may or may not exist
-            for png in sorted(self.directory.glob("plot_*.png")):
+            for png in outputs_in(self.directory, ".png"):
                 if png_message_id(png) == message_id:
                     self._append("done", message_id, png.name)
                     return png
