@@ -1,21 +1,14 @@
-"""Systematic variations of the simulation, filled in the same pass as the nominal histogram.
+"""The systematics of the model, in one table, and the varied histograms they need.
 
-The variations are those of the IRIS-HEP Analysis Grand Challenge's H → ZZ* → 4ℓ
-pipeline, so that its fit can be reproduced and compared:
-
-- ``sf_up`` / ``sf_down``: the event weight × 1.1 / × 0.9 (a lepton scale factor
-  uncertainty of ±10 %, applied to the weight);
-- ``m4l_up`` / ``m4l_down``: the selected events' m4l × 1.01 / × 0.99 (a ±1 % energy
-  scale), with the nominal weight.
-
-They are filled from the events and weights the nominal histogram was filled with:
-nothing is read or selected again, and the nominal fill is unchanged (a variation only
-adds histograms after it). m4l is scaled in float64 (the nominal m4l is float32, as the
-notebook computes it), so an event near a bin edge moves as the exact product says.
-Data are never varied.
-
-The ``ZZ*`` normalisation uncertainty (±10 %) needs no histogram: the statistical model
-(``analysis.results.fit``) adds it.
+Those of the IRIS-HEP Analysis Grand Challenge's H → ZZ* → 4ℓ fit, so that it can be
+reproduced and compared (docs/fit.md): a ±10 % lepton scale factor on the event weight
+and a ±1 % energy scale on m4l, each a shape + normalisation systematic of every
+simulated sample from two varied histograms (``sf_up``/``sf_down``,
+``m4l_up``/``m4l_down``), and a ±10 % normalisation of ZZ*, which needs no histogram.
+The varied histograms, the model's parameters, the figure's band and the fit's pulls are
+all derived from ``SYSTEMATICS``. A variation is filled from the events and weights the
+nominal histogram was filled with (nothing read or selected again; m4l scaled in float64
+so that an event near a bin edge moves as the exact product says); data are never varied.
 """
 
 from __future__ import annotations
@@ -28,8 +21,47 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Systematic:
+    """One nuisance parameter of the model (a pull in the fit's table).
+
+    With ``prefix``: a shape + normalisation systematic of every simulated sample, from
+    the histograms ``PREFIX_up`` and ``PREFIX_down`` filled with the event weight times
+    ``weight`` and m4l times ``mass`` (up, down). With ``norm``: ± that fraction of the
+    yield of group ``group``, no histogram.
+    """
+
+    name: str
+    label: str
+    prefix: str = ""
+    weight: tuple[float, float] = (1.0, 1.0)
+    mass: tuple[float, float] = (1.0, 1.0)
+    norm: float = 0.0
+    group: str = ""
+
+    @property
+    def up(self) -> str:
+        return f"{self.prefix}_up"
+
+    @property
+    def down(self) -> str:
+        return f"{self.prefix}_down"
+
+
+SYSTEMATICS: tuple[Systematic, ...] = (
+    Systematic(
+        "scale_factors", "scale factors ×1.1 / ×0.9 (weights)", prefix="sf", weight=(1.1, 0.9)
+    ),
+    Systematic("m4l_scale", "m4l ×1.01 / ×0.99 (energy scale)", prefix="m4l", mass=(1.01, 0.99)),
+    Systematic("zz_norm", "ZZ* normalisation ±10 %", norm=0.10, group="zz"),
+)
+#: The systematics made of varied histograms, and those that scale one group's yield.
+SHAPES: tuple[Systematic, ...] = tuple(s for s in SYSTEMATICS if s.prefix)
+NORMALISATIONS: tuple[Systematic, ...] = tuple(s for s in SYSTEMATICS if s.norm)
+
+
+@dataclass(frozen=True)
 class Variation:
-    """One varied histogram: a factor on the weight or on m4l, and the systematic it belongs to."""
+    """One varied histogram: a factor on the weight or on m4l, and its systematic."""
 
     name: str
     systematic: str  # the parameter of the statistical model it varies
@@ -38,28 +70,13 @@ class Variation:
     mass_factor: float = 1.0
 
 
-@dataclass(frozen=True)
-class Systematic:
-    """A shape + normalisation systematic: its up and down variations and how to describe it."""
-
-    name: str
-    label: str
-    up: str
-    down: str
-
-
-VARIATIONS: tuple[Variation, ...] = (
-    Variation("sf_up", "scale_factors", "up", weight_factor=1.1),
-    Variation("sf_down", "scale_factors", "down", weight_factor=0.9),
-    Variation("m4l_up", "m4l_scale", "up", mass_factor=1.01),
-    Variation("m4l_down", "m4l_scale", "down", mass_factor=0.99),
+#: Every varied histogram, in the order a partition's row holds them.
+VARIATIONS: tuple[Variation, ...] = tuple(
+    Variation(f"{s.prefix}_{direction}", s.name, direction, s.weight[i], s.mass[i])
+    for s in SHAPES
+    for i, direction in enumerate(("up", "down"))
 )
 VARIATION_NAMES: tuple[str, ...] = tuple(v.name for v in VARIATIONS)
-
-SYSTEMATICS: tuple[Systematic, ...] = (
-    Systematic("scale_factors", "scale factors ×1.1 / ×0.9 (weights)", "sf_up", "sf_down"),
-    Systematic("m4l_scale", "m4l ×1.01 / ×0.99 (energy scale)", "m4l_up", "m4l_down"),
-)
 
 
 def fill_variations(

@@ -163,6 +163,12 @@ class HistogramDocument:
                 total += s.variations.get(variation, s.hist) if variation else s.hist
         return total
 
+    def group_has(self, label: str, *variations: str) -> bool:
+        """True when every sample of the group carries each of ``variations``."""
+        return all(
+            set(variations) <= set(s.variations) for s in self.samples.values() if s.group == label
+        )
+
     def group_of(self, sample: str) -> GroupStyle | None:
         """The group a sample belongs to, run or not (by the groups' sample lists)."""
         for g in self.groups:

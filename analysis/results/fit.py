@@ -34,19 +34,17 @@ from typing import Any, Literal
 import numpy as np
 
 from analysis.errors import InputError
-from analysis.physics.systematics import SYSTEMATICS
+from analysis.physics.systematics import NORMALISATIONS, SHAPES, SYSTEMATICS
 from analysis.results.document import HistogramDocument
 
 POI = "mu"
 CHANNEL = "m4l"
 MU_BOUNDS = (0.0, 10.0)
-ZZ_NORM = 0.10
-ZZ_KEY = "zz"
 STATERROR = f"staterror_{CHANNEL}"
 Model = Literal["systematics", "templates"]
 MODELS: tuple[str, ...] = ("systematics", "templates")
 #: Parameters the fit table lists as pulls (the per-bin MC statistics are in the JSON).
-NAMED_NUISANCES = ("scale_factors", "m4l_scale", "zz_norm")
+NAMED_NUISANCES = tuple(s.name for s in SYSTEMATICS)
 
 
 class FitError(InputError):
@@ -105,13 +103,10 @@ def workspace_spec(document: HistogramDocument, model: Model = "systematics") ->
         elif model == "templates":
             modifiers.append({"name": f"norm_{group.key}", "type": "normfactor", "data": None})
         if model == "systematics":
-            names = document.samples_of(group.label)
-            for systematic in SYSTEMATICS:
-                has = all(
-                    {systematic.up, systematic.down} <= set(document.samples[n].variations)
-                    for n in names
-                )
-                if not has or total <= 0:
+            for systematic in SHAPES:
+                if not document.group_has(group.label, systematic.up, systematic.down):
+                    continue
+                if total <= 0:
                     continue
                 up = document.group_histogram(group.label, systematic.up).values()
                 down = document.group_histogram(group.label, systematic.down).values()
@@ -126,14 +121,15 @@ def workspace_spec(document: HistogramDocument, model: Model = "systematics") ->
                         "data": {"hi_data": _in_range(up / hi), "lo_data": _in_range(down / lo)},
                     }
                 )
-            if group.key == ZZ_KEY:
-                modifiers.append(
-                    {
-                        "name": "zz_norm",
-                        "type": "normsys",
-                        "data": {"hi": 1.0 + ZZ_NORM, "lo": 1.0 - ZZ_NORM},
-                    }
-                )
+            for norm in NORMALISATIONS:
+                if group.key == norm.group:
+                    modifiers.append(
+                        {
+                            "name": norm.name,
+                            "type": "normsys",
+                            "data": {"hi": 1.0 + norm.norm, "lo": 1.0 - norm.norm},
+                        }
+                    )
         samples.append({"name": group.key, "data": _in_range(nominal), "modifiers": modifiers})
     parameters: list[dict[str, Any]] = [{"name": POI, "bounds": [list(MU_BOUNDS)], "inits": [1.0]}]
     if model == "templates":

@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import AutoMinorLocator, MaxNLocator
 
 from analysis.inputs.binning import m4l_axis
-from analysis.physics.systematics import SYSTEMATICS, symmetric_uncertainty
+from analysis.physics.systematics import NORMALISATIONS, SHAPES, symmetric_uncertainty
 from analysis.results.document import HistogramDocument
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from analysis.results.fit import FitResult
 
 DPI = 150  # print quality, and about 1 s a figure for the plotting service
-ZZ_NORM = 0.10  # the ZZ* normalisation uncertainty of the model (analysis.results.fit)
 BAND_HATCH = "////"
 
 
@@ -105,21 +104,21 @@ def prediction(
         h = document.group_histogram(g.label)
         stack.append((g.label, g.colour, h.values()))
         stat2 += h.variances()
-        names = document.samples_of(g.label)
-        for s in SYSTEMATICS:
-            for key in (s.up, s.down):
-                if all(key in document.samples[n].variations for n in names):
-                    systematic = True
-                    varied[key] = varied.get(key, np.zeros(bins)) + (
-                        document.group_histogram(g.label, key).values()
-                    )
-                else:  # a group without the variation counts as nominal in it
-                    varied[key] = varied.get(key, np.zeros(bins)) + h.values()
+        for key in (name for s in SHAPES for name in (s.up, s.down)):
+            if document.group_has(g.label, key):
+                systematic = True
+                varied[key] = varied.get(key, np.zeros(bins)) + (
+                    document.group_histogram(g.label, key).values()
+                )
+            else:  # a group without the variation counts as nominal in it
+                varied[key] = varied.get(key, np.zeros(bins)) + h.values()
     total = sum((s[2] for s in stack), start=np.zeros(bins))
-    syst = symmetric_uncertainty(total, varied, SYSTEMATICS) if systematic else np.zeros(bins)
-    zz = [s[2] for g, s in zip(drawn, stack, strict=True) if g.key == "zz"]
-    if zz and systematic:
-        syst = np.hypot(syst, ZZ_NORM * zz[0])
+    syst = symmetric_uncertainty(total, varied, SHAPES) if systematic else np.zeros(bins)
+    if systematic:  # the normalisations of the model: ± a fraction of a group's yield
+        for norm in NORMALISATIONS:
+            for g, (_, _, values) in zip(drawn, stack, strict=True):
+                if g.key == norm.group:
+                    syst = np.hypot(syst, norm.norm * values)
     return stack, total, np.sqrt(stat2 + syst**2), systematic
 
 
