@@ -144,13 +144,14 @@ def collect(
     counted, no second compute) and listed. Raises EventsLostError if fewer events
     were read than the files hold.
     """
-    failures = read_failures(graph, computed)
+    result = graph.computed(computed)
+    failures = read_failures(result)
     if failures and not skip_bad_files:
         first = failures[0]
         raise SampleFileError(first.sample, first.location, first.cause)
     for failure in failures:
         log.warning("skipping %s (%s): %s", failure.location, failure.sample, failure.cause)
-    return AnalysisResult(assemble_document(*leave_out(graph, computed, failures)))
+    return AnalysisResult(assemble_document(leave_out(result, failures)))
 
 
 def run(
@@ -177,13 +178,11 @@ def run(
     return collect(graph, compute_graph(graph, compute), skip_bad_files)
 
 
-def compute_graph(graph: AnalysisGraph, compute: Compute | None = None) -> list[tuple[Any, ...]]:
+def compute_graph(graph: AnalysisGraph, compute: Compute | None = None) -> list[tuple[Any]]:
     """``graph.outputs()`` computed, one tuple per sample, as ``collect`` takes them.
 
-    One flat list, one compute: Dask optimises the whole graph together and every file
-    is read once.
+    One list, one compute: Dask optimises the whole graph together and every file is
+    read once.
     """
-    outputs = graph.outputs()
-    width = len(outputs[0])
-    flat = list((compute or dask_compute)([out for sample in outputs for out in sample]))
-    return [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
+    computed = (compute or dask_compute)([sample.summaries for sample in graph.samples])
+    return [(summaries,) for summaries in computed]

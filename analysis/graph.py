@@ -29,17 +29,11 @@ from analysis.physics.summary import partition_summary, summary_meta
 
 
 @dataclass
-class SampleGraph:
-    """The lazy results of one sample (all its files): counts, weighted sum, histogram."""
+class SampleFiles:
+    """A sample and its usable inspected files."""
 
     sample: Sample
     files: list[FileInfo]
-    #: One summary record per partition (``analysis.physics.summary.partition_summary``: its
-    #: row of numbers and how it was read): lazy, or once computed the records.
-    summaries: Any
-
-    def outputs(self) -> tuple[Any]:
-        return (self.summaries,)
 
     @property
     def entries(self) -> int:
@@ -55,6 +49,40 @@ class SampleGraph:
 
 
 @dataclass
+class SampleGraph(SampleFiles):
+    """The lazy results of one sample (all its files): counts, weighted sum, histogram."""
+
+    #: One summary record per partition (``analysis.physics.summary.partition_summary``:
+    #: its row of numbers and how it was read), lazy.
+    summaries: Any
+
+    def outputs(self) -> tuple[Any]:
+        return (self.summaries,)
+
+
+@dataclass
+class ComputedSample(SampleFiles):
+    """One sample's computed records: one per partition, its row and how it was read."""
+
+    summaries: ak.Array
+
+
+@dataclass
+class ComputedGraph:
+    """A computed run: each sample's records; the samples not found or skipped."""
+
+    release: Release
+    samples: list[ComputedSample]
+    missing: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    @property
+    def generated(self) -> list[str]:
+        """Names of the samples read from simulated stand-ins, for the document and figure."""
+        return [s.sample.name for s in self.samples if s.generated]
+
+
+@dataclass
 class AnalysisGraph:
     """The whole run: one SampleGraph per sample found; the samples not found or skipped."""
 
@@ -66,6 +94,17 @@ class AnalysisGraph:
     def outputs(self) -> list[tuple[Any]]:
         """Everything to hand to a single ``dask.compute`` call."""
         return [s.outputs() for s in self.samples]
+
+    def computed(self, outputs: Sequence[Sequence[Any]]) -> ComputedGraph:
+        """``outputs()`` once computed (a tuple per sample, in order), each sample's
+        records with its sample and files."""
+        if len(outputs) != len(self.samples):
+            raise ValueError(f"{len(outputs)} computed outputs for {len(self.samples)} samples")
+        samples = [
+            ComputedSample(graph.sample, list(graph.files), summaries)
+            for graph, (summaries,) in zip(self.samples, outputs, strict=True)
+        ]
+        return ComputedGraph(self.release, samples, list(self.missing), list(self.skipped))
 
     @property
     def generated(self) -> list[str]:

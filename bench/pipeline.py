@@ -123,7 +123,8 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
         worker_rss = client.run(_worker_peak_rss)
     finally:
         context.__exit__(None, None, None)
-    totals = sample_totals(results, release)
+    (summaries,) = results
+    totals = sample_totals(summaries, release)
     return {
         "workers": workers,
         "threads_per_worker": 1,

@@ -153,8 +153,8 @@ def test_event_accounting_catches_a_lost_partition(mirror: Path) -> None:
         return summary_record(values, {"location": location, "entry_stop": n_in})
 
     with pytest.raises(EventsLostError, match=r"Zee: read 897 events but its files hold 898"):
-        check_accounting(graph, [(row(897),)])
-    check_accounting(graph, [(row(898),)])  # complete: no error
+        check_accounting(graph.computed([(row(897),)]))
+    check_accounting(graph.computed([(row(898),)]))  # complete: no error
 
 
 def test_a_bad_file_is_dropped_whole_and_the_sample_keeps_its_good_files(mirror: Path) -> None:
@@ -178,13 +178,13 @@ def test_a_bad_file_is_dropped_whole_and_the_sample_keeps_its_good_files(mirror:
         record(bad_info.location, 450),
         record(bad_info.location, 0, "basket 3 is corrupt"),
     ]
-    computed = [(ak.concatenate(records),)]
-    failures = read_failures(graph, computed)
+    computed = graph.computed([(ak.concatenate(records),)])
+    failures = read_failures(computed)
     assert [(f.sample, f.location) for f in failures] == [("Zee", bad_info.location)]
     assert "basket 3 is corrupt" in failures[0].cause
-    kept, outputs = leave_out(graph, computed, failures)
+    kept = leave_out(computed, failures)
     assert [f.location for f in kept.samples[0].files] == [good_info.location]
     assert [(s.sample, s.file) for s in kept.skipped] == [("Zee", bad_info.location)]
-    totals = sample_totals(outputs[0], release)
+    totals = sample_totals(kept.samples[0].summaries, release)
     assert (totals.n_in, totals.n_out, totals.sumw) == (898, 125 + 99, 89.8)
-    check_accounting(kept, outputs)  # the kept partitions cover the kept file exactly
+    check_accounting(kept)  # the kept partitions cover the kept file exactly

@@ -46,7 +46,7 @@ def standins(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _document(*locations: Path) -> HistogramDocument:
     graph = build(inspect([str(p) for p in locations], allow_missing=True), readers=1)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
-    return from_json(assemble_document(graph, computed).to_json())
+    return from_json(assemble_document(graph.computed(computed)).to_json())
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ def _compute_sync(graph) -> SampleTotals:
     """Compute in this process, so that this process's tree cache is the one used."""
     optimised = dask.optimize(*graph.outputs())
     computed = dask.compute(*optimised, scheduler="sync", optimize_graph=False)
-    return sample_totals(computed, RELEASE)
+    (summaries,) = computed
+    return sample_totals(summaries, RELEASE)
 
 
 def _graph(path: Path, sample: str, step_size: int):

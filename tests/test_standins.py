@@ -108,7 +108,7 @@ def test_pipeline_on_real_files_and_standins(standins: Path, tmp_path: Path) -> 
     graph = build(inspect([REAL_BASE, standins]))
     assert graph.generated == list(STANDINS)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
-    document = assemble_document(graph, computed)
+    document = assemble_document(graph.computed(computed))
 
     for name, published in PUBLISHED.items():
         result = document.samples[name]

@@ -31,7 +31,7 @@ RELEASE = load_release("2020")
 def document(mirror: Path) -> HistogramDocument:
     graph = build(inspect(str(mirror), samples=ON_DISK), step_size=300, readers=1)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
-    return assemble_document(graph, computed)
+    return assemble_document(graph.computed(computed))
 
 
 def _notebook_style(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from .conftest import ON_DISK, PUBLISHED_COUNTS, PUBLISHED_YIELDS
 def document(mirror: Path) -> HistogramDocument:
     graph = build(inspect(mirror, samples=ON_DISK), step_size=250)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
-    return assemble_document(graph, computed)
+    return assemble_document(graph.computed(computed))
 
 
 @pytest.mark.parametrize("name", ON_DISK)
