@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from analysis.inputs.locations import Inspection
     from analysis.results.document import HistogramDocument, SampleResult, from_json
     from analysis.results.fit import FitError, FitResult, fit_document, workspace_spec
-    from analysis.results.products import products
+    from analysis.results.products import render_products
     from analysis.results.result import AnalysisResult
     from analysis.results.validation import validate_document
 
@@ -68,7 +68,7 @@ _WHERE = {
     "FitResult": "results.fit",
     "fit_document": "results.fit",
     "workspace_spec": "results.fit",
-    "products": "results.products",
+    "render_products": "results.products",
     "validate_document": "results.validation",
 }
 
@@ -94,7 +94,7 @@ __all__ = [
     "from_json",
     "inspect",
     "load_release",
-    "products",
+    "render_products",
     "run",
     "validate_document",
     "workspace_spec",

@@ -38,7 +38,7 @@ def fit_command(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
     from analysis.results.document import DocumentError, from_json
     from analysis.results.outputs import write_beside
-    from analysis.results.products import fit_products
+    from analysis.results.products import render_products
 
     path = Path(args.document)
     try:
@@ -47,7 +47,7 @@ def fit_command(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: {err.strerror or err}") from err
     except DocumentError as err:
         raise InputError(f"{path}: {err}") from err
-    contents, result = fit_products(document, args.model)  # FitError: an input error
+    contents, result = render_products(document, fit=True, prefit=False, model=args.model)
     try:
         written = write_beside(path, contents)
     except OSError as err:

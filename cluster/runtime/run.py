@@ -167,10 +167,10 @@ def write_outputs(
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
     and the pyhf workspace. Returns the paths by name ending, and the fit result."""
     from analysis.errors import InputError
-    from analysis.results.products import products
+    from analysis.results.products import render_products
 
     try:
-        contents, fitted = products(result.document)
+        contents, fitted = render_products(result.document)
     except InputError:
         raise  # a document the model cannot fit: said as it is
     except Exception as err:  # the figure code on a validated document: say so, no traceback

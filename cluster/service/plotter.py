@@ -512,21 +512,17 @@ def _render_child(
 
 def _products(document: HistogramDocument, metadata: dict[str, str]) -> dict[str, bytes]:
     """The figure, and when the document asks for a fit the post-fit figure, the fit
-    results and the pyhf workspace (``analysis.results.products``); a document the model cannot
-    fit still gets its figure, and the reason is logged."""
-    from analysis.results.fit import FitError
-    from analysis.results.products import fit_products
+    results and the pyhf workspace; a document the model cannot fit still gets its
+    figure, and the reason is logged."""
+    from analysis.results.products import render_products
 
-    contents = {".png": render_png(document, metadata=metadata)}
-    if document.figure.fit:
-        try:
-            fitted, result = fit_products(document)
-        except FitError as err:
-            log.warning("no fit: %s", printable(str(err), 500))
-        else:
-            contents.update(fitted)
-            log.info("fit: mu = %.3f ± %.3f", result.mu, result.mu_error)
-    return contents
+    def no_fit(err: Exception) -> None:
+        log.warning("no fit: %s", printable(str(err), 500))
+
+    made = render_products(document, metadata=metadata, on_fit_error=no_fit)
+    if made.fit is not None:
+        log.info("fit: mu = %.3f ± %.3f", made.fit.mu, made.fit.mu_error)
+    return made.files
 
 
 def _warm_up() -> None:
