@@ -108,9 +108,8 @@ def one_run(url: str, server_url: str, files: int, kept: Path) -> dict[str, Any]
     """One run over the files (in this process): inspection and read, timed and counted."""
     import analysis
     from analysis.api import compute_graph
-    from cluster.commands.run import REMOTE_THREADS_PER_WORKER
     from cluster.runtime.clusters import dask_client
-    from cluster.runtime.run import RunOptions, inspect_inputs
+    from cluster.runtime.run import REMOTE_THREADS_PER_WORKER, RunOptions, inspect_inputs
 
     release = many_release(files)
     options = RunOptions(locations=[url], show_progress=False, inspection_cache=kept)

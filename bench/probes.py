@@ -26,7 +26,6 @@ VERSIONED = (
     "dask",
     "distributed",
     "dask-awkward",
-    "dask-histogram",
     "numpy",
     "cramjam",
 )

@@ -58,8 +58,18 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 #: Resumes of one file after a dropped connection before ``hzz download`` gives up.
 DEFAULT_RETRIES = 3
 
-#: Seconds to wait for a server to connect or answer (``--timeout``).
+#: Seconds to wait for a file server to connect or answer (``hzz run --timeout``).
 DEFAULT_TIMEOUT_S = 30.0
+
+#: Seconds to connect to and publish through the broker (``--broker-timeout``).
+DEFAULT_BROKER_TIMEOUT_S = 30.0
+
+#: Seconds a run waits for a scheduler to answer and goes on without any Dask worker
+#: (``hzz run --worker-timeout``).
+DEFAULT_WORKER_TIMEOUT_S = 60.0
+
+#: Where a local cluster's dashboard listens (``hzz run --dashboard``): loopback only.
+DEFAULT_DASHBOARD = "127.0.0.1:8787"
 
 #: Where ``hzz run`` keeps the inspections of remote files between runs
 #: (``cluster.access.inspected``): env HZZ_INSPECTION_CACHE, "off" for none.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from cluster.defaults import setting
 
-from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter
+from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, positive
 
 if TYPE_CHECKING:
     from cluster.service.amqp import Topology
@@ -19,7 +19,12 @@ log = logging.getLogger("hzz")
 
 def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> None:
     """Where the broker is and which exchange/queue, shared by run, publish and plotter."""
-    from cluster.defaults import DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_URL
+    from cluster.defaults import (
+        DEFAULT_BROKER_TIMEOUT_S,
+        DEFAULT_EXCHANGE,
+        DEFAULT_QUEUE,
+        DEFAULT_URL,
+    )
 
     if run:
         parser.add_argument(
@@ -52,8 +57,8 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
     parser.add_argument(
         "--broker-timeout",
         metavar="SECONDS",
-        type=float,
-        default=30.0,
+        action=positive(float),
+        default=DEFAULT_BROKER_TIMEOUT_S,
         help="give up connecting/publishing after this long (publishing only)",
     )
 
@@ -173,7 +178,7 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
     add_broker_arguments(parser)
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        action=positive(),
         default=DEFAULT_MAX_BYTES,
         help="largest message accepted, on the wire and after gunzip",
     )
@@ -193,7 +198,7 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--render-timeout",
         metavar="SECONDS",
-        type=float,
+        action=positive(float),
         default=DEFAULT_RENDER_TIMEOUT_S,
         help="longest time to draw one figure; a document that takes longer is "
         "dead-lettered (the figure is drawn in a child process, the service goes on)",
@@ -201,7 +206,7 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--crash-limit",
         metavar="N",
-        type=int,
+        action=positive(),
         default=DEFAULT_CRASH_LIMIT,
         help="dead-letter a message once this service has stopped (killed, out of memory, "
         "crashed) N times while handling it, instead of handling it again; the starts are "
@@ -218,16 +223,9 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def plotter_command(args: argparse.Namespace) -> int:
-    from analysis.errors import InputError
     from cluster.service.amqp import broker_url
     from cluster.service.plotter import PlotterOptions, serve
 
-    if args.max_bytes < 1:
-        raise InputError("--max-bytes must be positive")
-    if not args.render_timeout > 0:
-        raise InputError("--render-timeout must be positive")
-    if args.crash_limit < 1:
-        raise InputError("--crash-limit must be at least 1")
     warn_password_in_argv(args.broker)
     url = broker_url(args.broker)  # BrokerConfigError: bad input
     options = PlotterOptions(

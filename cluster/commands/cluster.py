@@ -39,8 +39,10 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
         return sub
 
     up = action("up", "start the scheduler, the workers and the plotter")
-    up.add_argument("--workers", metavar="N", type=positive, default=2, help="worker processes")
-    up.add_argument("--threads", metavar="N", type=positive, default=1, help="threads per worker")
+    up.add_argument("--workers", metavar="N", action=positive(), default=2, help="worker processes")
+    up.add_argument(
+        "--threads", metavar="N", action=positive(), default=1, help="threads per worker"
+    )
     up.add_argument("--memory-limit", default="2GiB", help="memory limit per worker")
     up.add_argument("--port", type=int, default=0, help="scheduler port (0: any free port)")
     up.add_argument(
@@ -55,7 +57,7 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
         handler=status_command
     )
     scale = action("scale", "add or stop workers until N run (new ones take work at once)")
-    scale.add_argument("workers", metavar="N", type=positive, help="workers wanted")
+    scale.add_argument("workers", metavar="N", action=positive(), help="workers wanted")
     scale.set_defaults(handler=scale_command)
     action("down", "stop every process of the local cluster").set_defaults(handler=down_command)
 

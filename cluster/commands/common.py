@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,24 +29,42 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def step_size(text: str) -> int:
-    """Entries per Dask partition: a positive integer."""
+    """Entries per Dask partition: an integer (``200_000`` reads as 200000)."""
     try:
-        value = int(text.strip().replace("_", ""))
+        return int(text.strip().replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"invalid step size {text!r}: give entries per partition, e.g. 200000"
         ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("step size must be positive")
-    return value
 
 
 def names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+class _Positive(argparse.Action):
+    """Stores a number once it is above zero (or zero, with ``zero``); otherwise the
+    command stops naming the option (exit 2)."""
+
+    def __init__(self, *args: Any, zero: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zero = zero
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        value = float(values)  # type: ignore[arg-type]
+        if math.isnan(value) or value < 0 or (value == 0 and not self.zero):
+            name = option_string or self.metavar or self.dest
+            parser.error(f"{name} must {'not be negative' if self.zero else 'be positive'}")
+        setattr(namespace, self.dest, values)
+
+
+def positive(kind: Callable[[str], Any] = int, *, zero: bool = False) -> Any:
+    """``add_argument(…, action=positive(float))``: a number that must be positive (with
+    ``zero``: not negative), else "OPTION must be positive" and exit 2. NaN is neither."""
+    return functools.partial(_Positive, type=kind, zero=zero)

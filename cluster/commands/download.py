@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, HelpFormatter, names
+from .common import EXIT_OK, HelpFormatter, names, positive
 
 
 def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,14 +35,14 @@ def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        action=positive(float),
         default=DEFAULT_TIMEOUT_S,
         help="how long to wait for the server to connect or send data",
     )
     parser.add_argument(
         "--retries",
         metavar="N",
-        type=int,
+        action=positive(zero=True),
         default=DEFAULT_RETRIES,
         help="resumes of a dropped transfer before giving up",
     )
@@ -66,8 +66,6 @@ def download_command(args: argparse.Namespace) -> int:
         raise InputError(
             f"--data {base_url}: give a {described(lambda s: s.downloadable)} base URL"
         )
-    if not args.timeout > 0 or args.retries < 0:
-        raise InputError("--timeout must be positive, --retries not negative")
     out_dir = Path(args.out)
     try:
         fetched = download_release(

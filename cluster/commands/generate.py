@@ -29,11 +29,13 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--events",
-        type=positive,
+        action=positive(),
         metavar="N",
         help="events per sample (default: the real file's entries)",
     )
-    parser.add_argument("--files", type=positive, default=1, metavar="K", help="files per sample")
+    parser.add_argument(
+        "--files", action=positive(), default=1, metavar="K", help="files per sample"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     parser.set_defaults(handler=generate_command)
 

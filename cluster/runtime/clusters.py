@@ -14,11 +14,12 @@ from typing import Any
 import dask
 from distributed import Client, LocalCluster
 
+from cluster.defaults import DEFAULT_DASHBOARD, DEFAULT_WORKER_TIMEOUT_S
+
 from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV, WORKER_PRELOAD
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DASHBOARD = "127.0.0.1:8787"
 #: Where a local cluster listens (scheduler, workers, dashboard) unless told otherwise.
 LOOPBACK = "127.0.0.1"
 
@@ -83,7 +84,7 @@ def open_client(
     workers: int | None = None,
     threads_per_worker: int = 1,
     dashboard_address: str | None = DEFAULT_DASHBOARD,
-    connect_timeout_s: float = 30.0,
+    connect_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
 ) -> tuple[Client, LocalCluster | None]:
     """A client of ``scheduler``, or of a new local cluster of ``workers`` processes
     (forked from a server that has imported what they run: ``start_worker_server``).
@@ -152,7 +153,7 @@ class BackgroundClient:
         workers: int | None = None,
         threads_per_worker: int = 1,
         dashboard_address: str | None = DEFAULT_DASHBOARD,
-        connect_timeout_s: float = 30.0,
+        connect_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
     ) -> None:
         self._started = Future[tuple[Client, LocalCluster | None]]()
         arguments = (scheduler, workers, threads_per_worker, dashboard_address, connect_timeout_s)

@@ -1,51 +1,57 @@
-"""``hzz run`` on a Dask client: the analysis API with a progress bar and a worker watchdog.
+"""``hzz run``: a Dask cluster started, the analysis computed on it, the result written.
 
 The analysis itself (which files, what a missing or bad file means, the graph, the
-result) is ``analysis.run``; this module adds what a command run needs: remote files
-checked or cached first, a wait for a first worker, every compute watched for lost
-workers and shown with a progress bar, and the result written to disk.
+result) is ``analysis.run``; this module is the command's run around it: the inputs
+checked before anything starts, the cluster started in the background while the analysis
+is imported, remote files checked or cached, a wait for a first worker, every compute
+watched for lost workers and shown with a progress bar, and then either the figure and
+the document written here or the document published to the plotting service.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distributed import Client, progress
 
 import analysis
-from analysis.api import compute_graph
-from analysis.errors import RunFailure
-from analysis.inputs.catalogue import Release
-from analysis.inputs.locations import resolve_locations
-from analysis.results.document import HistogramDocument
-from analysis.results.outputs import write_new
-from cluster.access.cache import prepare_locations
-from cluster.access.inspected import InspectionCache
-from cluster.access.reading import uproot_open_options
-from cluster.access.remote import check_reachable
-from cluster.defaults import DEFAULT_TIMEOUT_S, inspection_cache_dir
+from analysis.errors import HZZError, InputError, MissingFileError, RunFailure
+from analysis.inputs.partitions import DEFAULT_STEP_SIZE
+from cluster.defaults import (
+    DEFAULT_DASHBOARD,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_WORKER_TIMEOUT_S,
+    inspection_cache_dir,
+)
 
-from .watchdog import DEFAULT_WORKER_TIMEOUT_S, WorkerWatchdog, wait_for_a_worker
+from .clusters import BackgroundClient
+from .watchdog import WorkerWatchdog, wait_for_a_worker
 
 if TYPE_CHECKING:
+    from analysis.inputs.catalogue import Release
+    from analysis.results.document import HistogramDocument
     from analysis.results.fit import FitResult
 
 log = logging.getLogger(__name__)
 
+#: Threads of each local worker process when the data are remote (one otherwise).
+REMOTE_THREADS_PER_WORKER = 2
+
 
 @dataclass
 class RunOptions:
-    """What ``hzz run`` was asked for; defaults are the CLI's."""
+    """What the analysis of ``hzz run`` was asked for; defaults are the command's."""
 
     locations: list[str]
     samples: list[str] | None = None
     groups: list[str] | None = None
-    step_size: int = 200_000
+    step_size: int = DEFAULT_STEP_SIZE
     allow_missing: bool = False
     skip_bad_files: bool = False  # leave bad files out (listed) instead of stopping
     show_progress: bool = True
@@ -60,6 +66,136 @@ class RunOptions:
         if self.inspection_cache is None:
             chosen = inspection_cache_dir()
             self.inspection_cache = Path(chosen) if chosen else None
+
+
+#: Hands a written document (its path and bytes) to the plotting service.
+Publish = Callable[[Path, bytes], object]
+
+
+@dataclass
+class RunTarget:
+    """Where ``hzz run`` computes and what it leaves behind."""
+
+    out_dir: Path
+    scheduler: str | None = None  # a running Dask scheduler; None: a local cluster
+    workers: int | None = None  # the local cluster's worker processes (None: one per core)
+    dashboard: str = DEFAULT_DASHBOARD
+    fit: bool = False  # the fit is made where the figure is drawn: here, or by the plotter
+    publish: Publish | None = None  # None: draw the figure here
+
+
+def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
+    """``hzz run``: check the inputs, start the cluster, compute, then write the figure
+    and the document, or write the document and publish it."""
+    from analysis.inputs.catalogue import load_release
+
+    release = load_release(release_name)
+    remote = check_inputs(release, options, target.out_dir)
+    # The worker processes boot while this process imports the analysis; a first,
+    # throw-away figure is drawn while the workers compute (the real one then costs
+    # only its own drawing); the cluster shuts down while the figure is written.
+    cluster = BackgroundClient(
+        target.scheduler,
+        target.workers,
+        # Reading remote files, a worker's second thread computes one partition while the
+        # first waits for the next one's bytes: the link and the cores are busy together.
+        threads_per_worker=REMOTE_THREADS_PER_WORKER if remote else 1,
+        dashboard_address=target.dashboard,
+        connect_timeout_s=options.worker_timeout_s,
+    )
+    warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
+    try:
+
+        def connect() -> Client:
+            client = cluster.client()
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            return client
+
+        if target.publish is None:
+            warming.start()
+        result = run_analysis(connect, release, options)  # remote files checked meanwhile
+    except MissingFileError as err:
+        err.add_note(
+            "--allow-missing goes on without the samples whose file is absent; "
+            "'hzz generate' writes simulated stand-ins for the large MC samples"
+        )
+        err.add_note("nothing written")
+        raise
+    except (HZZError, OSError, RuntimeError, TimeoutError) as err:
+        err.add_note("nothing written")
+        raise
+    finally:
+        cluster.close()
+    document = _validated(result.document)
+    print(result.yields_table())
+    if target.fit:
+        document.figure = replace(document.figure, fit=True)
+    if target.publish is not None:
+        saved = write_document(document, target.out_dir)
+        print(f"document: {saved}")
+        target.publish(saved, document.to_json())
+        return
+    warming.join()  # one figure at a time: matplotlib's settings are the process's
+    try:
+        written, fitted = write_outputs(result, target.out_dir)
+    except HZZError as err:  # a document the model cannot fit: nothing is written
+        err.add_note("nothing written")
+        raise
+    if fitted is not None:
+        print(fitted.table())
+    print(f"figure:   {written['.png']}")
+    print(f"document: {written['.json']}")
+    if fitted is not None:
+        print(f"post-fit figure: {written['.postfit.png']}")
+        print(f"fit results:     {written['.fit.json']}")
+        print(f"pyhf workspace:  {written['.workspace.json']}")
+
+
+def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
+    """Before anything starts: each data location readable (a local one a directory),
+    the samples and groups known, the output directory writable. Whether any location
+    is remote."""
+    from analysis.inputs.locations import local_path
+    from analysis.inputs.sources import readable
+    from analysis.results.outputs import check_writable
+
+    remote = False
+    for location in options.locations:
+        try:
+            source = readable(location)  # a scheme no source reads, a client not installed
+        except InputError as err:
+            raise InputError(f"--data {err}") from err
+        remote = remote or source.remote
+        if not source.remote and not Path(local_path(location)).is_dir():
+            raise InputError(f"--data {location}: no such directory")
+    release.select(options.samples, options.groups)  # an unknown name: InputError
+    check_writable(out_dir)  # before the cluster starts, not after the computation
+    return remote
+
+
+def _warm_up_figure(release: Release) -> None:
+    """``analysis.results.plot.warm_up``; a failure here is the real figure's to report."""
+    try:
+        from analysis.results.plot import warm_up
+
+        warm_up(release)
+    except Exception as err:  # the real figure is drawn (and fails, if it must) anyway
+        log.debug("figure warm-up failed: %s", err)
+
+
+def _validated(document: HistogramDocument) -> HistogramDocument:
+    """The run's own document checked as the plotting service will check it: what it
+    would reject is neither written nor published."""
+    from analysis.results.document import DocumentError
+    from analysis.results.validation import validate_document
+
+    try:
+        validate_document(document)
+    except DocumentError as err:
+        failure = InputError(f"the run's histogram document is not valid: {err}")
+        failure.add_note("nothing written")
+        raise failure from err
+    return document
 
 
 class WatchedCompute:
@@ -102,6 +238,8 @@ def run_analysis(
     Last-Modified are those of an inspection kept from an earlier run is not opened to
     be inspected again (``cluster.access.inspected``).
     """
+    from analysis.api import compute_graph
+
     inspection, compute = inspect_inputs(client, release, options)
     graph = analysis.build(inspection, options.step_size)
     began = time.monotonic()
@@ -116,6 +254,12 @@ def inspect_inputs(
     """The first half of ``run_analysis`` (the HEAD pass, kept inspections, the
     inspection of the others, which are then kept), and the compute it used: on its
     own so that the benchmark times what a run spends before it reads any event."""
+    from analysis.inputs.locations import resolve_locations
+    from cluster.access.cache import prepare_locations
+    from cluster.access.inspected import InspectionCache
+    from cluster.access.reading import uproot_open_options
+    from cluster.access.remote import check_reachable
+
     chosen = release.select(options.samples, options.groups)
     locations = resolve_locations(options.locations)
     began = time.monotonic()
@@ -166,7 +310,6 @@ def write_outputs(
     """The PNG and the JSON document side by side, with one timestamped stem; when the
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
     and the pyhf workspace. Returns the paths by name ending, and the fit result."""
-    from analysis.errors import InputError
     from analysis.results.products import render_products
 
     try:
@@ -187,6 +330,8 @@ def _write(
     out_dir: Path, contents: dict[str, bytes], document: HistogramDocument
 ) -> dict[str, Path]:
     """``write_new``; an OS error (full, read-only) names the directory, nothing is left."""
+    from analysis.results.outputs import write_new
+
     try:
         return write_new(out_dir, contents, when=document.created)
     except OSError as err:

@@ -21,8 +21,6 @@ from analysis.errors import RunFailure
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKER_TIMEOUT_S = 60.0
-
 
 class NoWorkers(RunFailure):
     """No Dask worker was connected to the scheduler for longer than the timeout."""

@@ -19,6 +19,7 @@ import pika
 import pika.exceptions
 
 from analysis.results.document import SCHEMA
+from cluster.defaults import DEFAULT_BROKER_TIMEOUT_S
 
 from .amqp import BrokerBlocked, Topology, parameters, quiet_pika, redact, with_retry
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/json"
 GZIP_ABOVE_BYTES = 64 * 1024
-DEFAULT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def publish(
     body: bytes,
     url: str,
     topology: Topology | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float = DEFAULT_BROKER_TIMEOUT_S,
 ) -> Published:
     """Publish validated document JSON; BrokerUnavailable if not confirmed in ``timeout_s``."""
     topology = topology or Topology()
