@@ -303,131 +303,110 @@ def _load_hist(raw: Any, where: str, binning: Binning | None) -> hist.Hist:
 
 
 def from_dict(raw: Any) -> HistogramDocument:
-    """A validated document, or DocumentError saying which field is wrong."""
+    """A validated document, or DocumentError saying which field is wrong.
+
+    A version 1 document is first upgraded to version 2; the JSON Schema then checks
+    every field's type and shape, and this function what a schema cannot say: the
+    release is one this code knows, numbers are finite, times are times, group keys are
+    unique, every sample's group is one of ``groups``, n_out ≤ n_in, and every histogram
+    is a valid UHI histogram of the one binning of the document.
+    """
     _require(isinstance(raw, dict), "document", "must be a JSON object")
     _require(
         raw.get("schema") in SCHEMAS,
         "schema",
         f"expected one of {', '.join(map(repr, SCHEMAS))}, got {raw.get('schema')!r}",
     )
-    version1 = raw["schema"] == SCHEMA_V1
-    if not version1:
-        _validate_schema(raw)
-    _require(
-        raw.get("release") in RELEASES,
-        "release",
-        f"must be one of {', '.join(RELEASES)}, got {raw.get('release')!r}",
-    )
-    release = load_release(raw["release"])
     # Version 1: the release's binning. Version 2: the first histogram's, shared by all.
-    binning: Binning | None = release.analysis.binning if version1 else None
-    _require(_is_number(raw.get("lumi_fb")), "lumi_fb", "must be a number")
-    try:
-        created = datetime.fromisoformat(str(raw.get("created")))
-    except ValueError as err:
-        raise DocumentError(f"created: not an ISO 8601 time: {raw.get('created')!r}") from err
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    try:  # file names are UTC: a time outside years 1-9999 there would crash writing them
-        created = created.astimezone(UTC)
-    except OverflowError as err:
-        raise DocumentError(f"created: out of range in UTC: {raw.get('created')!r}") from err
-
-    groups_raw = raw.get("groups")
-    _require(isinstance(groups_raw, list) and groups_raw, "groups", "must be a non-empty list")
-    groups: list[GroupStyle] = []
-    for i, g in enumerate(groups_raw):
-        where = f"groups[{i}]"
-        _require(isinstance(g, dict), where, "must be an object")
-        for key in ("label", "colour", "role"):
-            _require(isinstance(g.get(key), str), f"{where}.{key}", "must be a string")
-        _require(g["role"] in ROLES, f"{where}.role", f"must be one of {', '.join(ROLES)}")
-        if version1:  # key and samples from the catalogue's group of that label
-            known = next((c for c in release.groups if c.label == g["label"]), None)
-            key, members = (known.key, known.samples) if known else (f"group{i}", ())
-        else:
-            key, members = g["key"], tuple(g["samples"])
-        groups.append(GroupStyle(g["label"], g["colour"], g["role"], key, members))
-    labels = {g.label for g in groups}
+    binning: Binning | None = None
+    if raw["schema"] == SCHEMA_V1:
+        raw, binning = _upgraded(raw)
+    _validate_schema(raw)
+    _require(_known_release(raw), "release", f"must be one of {', '.join(RELEASES)}")
+    _require(_is_number(raw["lumi_fb"]), "lumi_fb", "must be a number")
+    groups = [
+        GroupStyle(g["label"], g["colour"], g["role"], g["key"], tuple(g["samples"]))
+        for g in raw["groups"]
+    ]
     _require(len({g.key for g in groups}) == len(groups), "groups", "group keys must be unique")
-
-    samples_raw = raw.get("samples")
-    _require(isinstance(samples_raw, dict), "samples", "must be an object")
+    labels = {g.label for g in groups}
     samples: dict[str, SampleResult] = {}
-    for name, s in samples_raw.items():
+    for name, s in raw["samples"].items():
         where = f"samples.{name}"
-        _require(isinstance(s, dict), where, "must be an object")
-        _require(s.get("group") in labels, f"{where}.group", "must be a label of 'groups'")
-        for key in ("n_in", "n_out"):
-            _require(
-                _is_int(s.get(key)) and s[key] >= 0, f"{where}.{key}", "must be an integer ≥ 0"
-            )
+        _require(s["group"] in labels, f"{where}.group", "must be a label of 'groups'")
         _require(s["n_out"] <= s["n_in"], f"{where}.n_out", "must not exceed n_in")
-        _require(_is_number(s.get("sumw")), f"{where}.sumw", "must be a finite number")
-        histogram = _load_hist(s.get("hist"), f"{where}.hist", binning)
+        _require(_is_number(s["sumw"]), f"{where}.sumw", "must be a finite number")
+        histogram = _load_hist(s["hist"], f"{where}.hist", binning)
         if binning is None:
             axis = histogram.axes[0]
             binning = Binning(len(axis), float(axis.edges[0]), float(axis.edges[-1]))
-        variations_raw = s.get("variations", {})
-        _require(isinstance(variations_raw, dict), f"{where}.variations", "must be an object")
+        variations = {
+            key: _load_hist(value, f"{where}.variations.{key}", binning)
+            for key, value in s.get("variations", {}).items()
+        }
         samples[name] = SampleResult(
-            group=s["group"],
-            n_in=s["n_in"],
-            n_out=s["n_out"],
-            sumw=float(s["sumw"]),
-            hist=histogram,
-            variations={
-                key: _load_hist(value, f"{where}.variations.{key}", binning)
-                for key, value in variations_raw.items()
-            },
+            s["group"], int(s["n_in"]), int(s["n_out"]), float(s["sumw"]), histogram, variations
         )
-
-    lists: dict[str, list[str]] = {}
-    for key in ("missing", "generated"):
-        value = raw.get(key, [])
-        _require(
-            isinstance(value, list) and all(isinstance(v, str) for v in value),
-            key,
-            "must be a list of sample names",
-        )
-        lists[key] = value
-
-    skipped_raw = raw.get("skipped", [])
-    _require(isinstance(skipped_raw, list), "skipped", "must be a list")
-    skipped: list[SkippedFile] = []
-    for i, entry in enumerate(skipped_raw):
-        where = f"skipped[{i}]"
-        _require(isinstance(entry, dict), where, "must be an object")
-        for key in ("sample", "file", "cause"):
-            _require(isinstance(entry.get(key), str), f"{where}.{key}", "must be a string")
-        skipped.append(SkippedFile(entry["sample"], entry["file"], entry["cause"]))
-
-    if version1:
-        figure = FigureSettings(y_headroom=release.analysis.y_headroom)
-    else:
-        f = raw["figure"]
-        for key in ("sqrt_s_tev", "y_headroom"):
-            _require(
-                _is_number(f[key]) and f[key] > 0, f"figure.{key}", "must be a positive number"
-            )
-        figure = FigureSettings(
-            sqrt_s_tev=float(f["sqrt_s_tev"]),
-            y_headroom=float(f["y_headroom"]),
-            x_label=f["x_label"],
-            process=f["process"],
-            fit=bool(f.get("fit", False)),
-        )
+    figure = raw["figure"]
+    for key in ("sqrt_s_tev", "y_headroom"):
+        _require(_is_number(figure[key]), f"figure.{key}", "must be a positive number")
     return HistogramDocument(
         release=raw["release"],
         lumi_fb=float(raw["lumi_fb"]),
         groups=groups,
         samples=samples,
-        missing=lists["missing"],
-        generated=lists["generated"],
-        skipped=skipped,
-        created=created,
-        figure=figure,
+        missing=list(raw.get("missing", [])),
+        generated=list(raw.get("generated", [])),
+        skipped=[SkippedFile(e["sample"], e["file"], e["cause"]) for e in raw.get("skipped", [])],
+        created=_created(raw["created"]),
+        figure=FigureSettings(
+            sqrt_s_tev=float(figure["sqrt_s_tev"]),
+            y_headroom=float(figure["y_headroom"]),
+            x_label=figure["x_label"],
+            process=figure["process"],
+            fit=bool(figure.get("fit", False)),
+        ),
     )
+
+
+def _known_release(raw: dict[str, Any]) -> bool:
+    return raw.get("release") in RELEASES
+
+
+def _upgraded(raw: dict[str, Any]) -> tuple[dict[str, Any], Binning]:
+    """A version 1 document as version 2, and the binning its histograms must have.
+
+    Version 1 had no group keys or members, no figure settings and no variations: the
+    keys and members are those of the release catalogue's group of the same label, the
+    figure settings and the binning the release's.
+    """
+    _require(_known_release(raw), "release", f"must be one of {', '.join(RELEASES)}")
+    release = load_release(raw["release"])
+    groups = raw.get("groups")
+    _require(isinstance(groups, list) and groups, "groups", "must be a non-empty list")
+    upgraded = []
+    for i, group in enumerate(groups):
+        _require(isinstance(group, dict), f"groups[{i}]", "must be an object")
+        known = next((c for c in release.groups if c.label == group.get("label")), None)
+        key, members = (known.key, list(known.samples)) if known else (f"group{i}", [])
+        upgraded.append({**group, "key": key, "samples": members})
+    figure = FigureSettings(y_headroom=release.analysis.y_headroom).to_dict()
+    document = {**raw, "schema": SCHEMA, "groups": upgraded, "figure": figure}
+    return document, release.analysis.binning
+
+
+def _created(text: str) -> datetime:
+    """The document's time, in UTC (a time without a zone is taken as UTC)."""
+    try:
+        created = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise DocumentError(f"created: not an ISO 8601 time: {text!r}") from err
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    try:  # file names are UTC: a time outside years 1-9999 there would crash writing them
+        return created.astimezone(UTC)
+    except OverflowError as err:
+        raise DocumentError(f"created: out of range in UTC: {text!r}") from err
 
 
 def from_json(data: bytes | str) -> HistogramDocument:
