@@ -27,9 +27,11 @@ from matplotlib.ticker import AutoMinorLocator, MaxNLocator
 
 from analysis.inputs.binning import m4l_axis
 from analysis.physics.systematics import NORMALISATIONS, SHAPES, symmetric_uncertainty
-from analysis.results.document import HistogramDocument
+from analysis.results.document import GroupStyle, HistogramDocument
 
 if TYPE_CHECKING:
+    import hist
+
     from analysis.inputs.catalogue import Release
     from analysis.results.fit import FitResult
 
@@ -130,58 +132,89 @@ def draw(
     Drawn into ``ax`` if given (the ratio panel is split off under it, the notes go
     under that; its figure is returned), else into a new figure of its own.
     """
-    binning = document.binning
-    axis = m4l_axis(binning)
-    edges, centres = axis.edges, axis.centers
-    settings = document.figure
     lines = notes(document)
-    strip = 0.035 * len(lines)
-
     own_figure = ax is None
+    figure, ax, ratio_ax = _panels(ax, lines)
+    axis = m4l_axis(document.binning)
+    stack, total, error, systematic = prediction(document, fit)
+    if stack:
+        _draw_prediction(ax, ratio_ax, axis, stack, total, error)
+    data_groups = [g for g in document.groups if g.role == "data" and document.samples_of(g.label)]
+    data_top = _draw_data(document, data_groups, ax, ratio_ax, axis, total)
+    # The notebooks' range: headroom × the highest data bin (the stack's without data).
+    stack_top = float((total + error).max(initial=0.0)) if stack else 0.0
+    top = document.figure.y_headroom * (data_top if data_top > 0 else max(stack_top, 1.0))
+    _draw_axes(document, ax, ratio_ax, top)
+    _draw_labels(document, ax, fit, bool(data_groups))
+    band = ("Post-fit unc." if fit else "Stat. ⊕ syst. unc.") if systematic else "Stat. unc."
+    _draw_legend(ax, [g.label for g in data_groups], [s[0] for s in stack], band)
+    if lines:
+        _draw_notes(figure, ratio_ax, lines, own_figure)
+    return figure
+
+
+def _panels(ax: Axes | None, lines: list[str]) -> tuple[Figure, Axes, Axes]:
+    """The figure, the main axes and the ratio panel under them: a new figure of its own
+    (taller by the notes' strip), or ``ax`` with the ratio panel split off under it."""
     if ax is None:
         figure = Figure(figsize=(7.0, 7.0 + 0.25 * len(lines)), dpi=DPI)
         FigureCanvasAgg(figure)
         grid = figure.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.06)
         ax = figure.add_subplot(grid[0])
         ratio_ax = figure.add_subplot(grid[1], sharex=ax)
-        figure.subplots_adjust(left=0.13, right=0.96, top=0.95, bottom=0.09 + strip)
-    else:
-        from mpl_toolkits.axes_grid1 import make_axes_locatable
+        figure.subplots_adjust(left=0.13, right=0.96, top=0.95, bottom=0.09 + 0.035 * len(lines))
+        return figure, ax, ratio_ax
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-        figure = ax.figure
-        ratio_ax = make_axes_locatable(ax).append_axes("bottom", size="33%", pad=0.08, sharex=ax)
+    ratio_ax = make_axes_locatable(ax).append_axes("bottom", size="33%", pad=0.08, sharex=ax)
+    return ax.figure, ax, ratio_ax  # type: ignore[return-value]
 
-    stack, total, error, systematic = prediction(document, fit)
-    if stack:
-        mplhep.histplot(
-            [s[2] for s in stack],
-            bins=edges,
-            stack=True,
-            histtype="fill",
-            color=[s[1] for s in stack],
-            label=[s[0] for s in stack],
-            ax=ax,
+
+def _draw_prediction(
+    ax: Axes,
+    ratio_ax: Axes,
+    axis: hist.axis.Regular,
+    stack: list[tuple[str, str, np.ndarray]],
+    total: np.ndarray,
+    error: np.ndarray,
+) -> None:
+    """The stacked groups, and the hatched uncertainty band around their total and 1."""
+    mplhep.histplot(
+        [s[2] for s in stack],
+        bins=axis.edges,
+        stack=True,
+        histtype="fill",
+        color=[s[1] for s in stack],
+        label=[s[0] for s in stack],
+        ax=ax,
+    )
+    for axes, low, height in ((ax, total - error, 2 * error), (ratio_ax, *_relative(total, error))):
+        axes.bar(
+            axis.centers,
+            height,
+            width=axis.widths,
+            bottom=low,
+            color="none",
+            edgecolor="0.35",
+            hatch=BAND_HATCH,
+            linewidth=0,
+            gid="uncertainty-band",
         )
-        for axes, low, height in (
-            (ax, total - error, 2 * error),
-            (ratio_ax, *_relative(total, error)),
-        ):
-            axes.bar(
-                centres,
-                height,
-                width=axis.widths,
-                bottom=low,
-                color="none",
-                edgecolor="0.35",
-                hatch=BAND_HATCH,
-                linewidth=0,
-                gid="uncertainty-band",
-            )
-    band_label = ("Post-fit unc." if fit else "Stat. ⊕ syst. unc.") if systematic else "Stat. unc."
 
-    data_groups = [g for g in document.groups if g.role == "data" and document.samples_of(g.label)]
-    data_top = 0.0
-    for group in data_groups:
+
+def _draw_data(
+    document: HistogramDocument,
+    groups: list[GroupStyle],
+    ax: Axes,
+    ratio_ax: Axes,
+    axis: hist.axis.Regular,
+    total: np.ndarray,
+) -> float:
+    """Each data group's points with Garwood intervals (none for an empty bin), and their
+    ratio to the prediction; the highest data bin."""
+    centres = axis.centers
+    top = 0.0
+    for group in groups:
         counts = document.group_histogram(group.label).values()
         low, high = garwood(counts)
         shown = counts > 0
@@ -196,7 +229,7 @@ def draw(
             label=group.label,
             gid="data",
         )
-        data_top = max(data_top, float(counts.max(initial=0.0)))
+        top = max(top, float(counts.max(initial=0.0)))
         with np.errstate(divide="ignore", invalid="ignore"):
             keep = shown & (total > 0)
             ratio_ax.errorbar(
@@ -209,10 +242,12 @@ def draw(
                 color=group.colour,
                 gid="data-ratio",
             )
+    return top
 
-    # The notebooks' range: headroom × the highest data bin (the stack's without data).
-    stack_top = float((total + error).max(initial=0.0)) if stack else 0.0
-    top = settings.y_headroom * (data_top if data_top > 0 else max(stack_top, 1.0))
+
+def _draw_axes(document: HistogramDocument, ax: Axes, ratio_ax: Axes, top: float) -> None:
+    """Ranges, ticks and axis titles of both panels; the ratio panel's line at 1."""
+    binning = document.binning
     ax.set_ylim(0, top)
     ax.set_xlim(binning.low, binning.high)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -225,11 +260,15 @@ def draw(
     ratio_ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle="--")
     ratio_ax.set_ylim(0.0, 2.0)
     ratio_ax.set_ylabel("Data / Pred.")
-    ratio_ax.set_xlabel(settings.x_label, fontsize=13, x=1, horizontalalignment="right")
+    ratio_ax.set_xlabel(document.figure.x_label, fontsize=13, x=1, horizontalalignment="right")
 
+
+def _draw_labels(document: HistogramDocument, ax: Axes, fit: FitResult | None, data: bool) -> None:
+    """The ATLAS Open Data label, and the process and fit stage under the legend."""
+    settings = document.figure
     mplhep.atlas.label(
         text="Open Data",
-        data=bool(data_groups),
+        data=data,
         lumi=f"{document.lumi_fb:g}",
         com=f"{settings.sqrt_s_tev:g}",
         loc=4,
@@ -248,18 +287,24 @@ def draw(
         gid="process",
     )
 
-    # Legend: what is drawn, in the notebook's order (stack top first, data, band).
+
+def _draw_legend(ax: Axes, data: list[str], stacked: list[str], band: str) -> None:
+    """What is drawn, in the notebook's order: data, the stack from the top, the band."""
     by_label = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    order = [g.label for g in data_groups] + [s[0] for s in reversed(stack)]
+    order = data + list(reversed(stacked))
     handles = [by_label[label] for label in order if label in by_label]
     labels = [label for label in order if label in by_label]
-    if stack:
+    if stacked:
         handles.append(Patch(facecolor="none", hatch=BAND_HATCH, edgecolor="0.35"))
-        labels.append(band_label)
+        labels.append(band)
     if handles:
         ax.legend(handles, labels, frameon=False, loc="upper right", fontsize=10)
 
-    if lines and not own_figure:  # under the caller's axes, below the x label
+
+def _draw_notes(figure: Figure, ratio_ax: Axes, lines: list[str], own_figure: bool) -> None:
+    """What is missing, simulated or incomplete: in a strip of the figure's own under
+    the x label, never on the data; under the caller's axes in a figure not ours."""
+    if not own_figure:  # under the caller's axes, below the x label
         ratio_ax.text(
             0.0,
             -0.55,
@@ -271,18 +316,17 @@ def draw(
             color="0.15",
             gid="notes",
         )
-    elif lines:  # a strip of its own under the x label: never on the data or the axes
-        figure.text(
-            0.02,
-            0.012,
-            "\n".join(lines),
-            ha="left",
-            va="bottom",
-            fontsize=9,
-            color="0.15",
-            gid="notes",
-        )
-    return figure
+        return
+    figure.text(
+        0.02,
+        0.012,
+        "\n".join(lines),
+        ha="left",
+        va="bottom",
+        fontsize=9,
+        color="0.15",
+        gid="notes",
+    )
 
 
 def _relative(total: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
