@@ -1,4 +1,5 @@
-"""Shared fixtures: the real ATLAS files in ../shared/data and the published numbers."""
+"""Shared fixtures, and the two tiers: a test marked with what it starts (``cluster``,
+``broker``, ``docker``, ``netns``) is ``slow``, outside ``pytest -m "not slow"``."""
 
 from __future__ import annotations
 
@@ -7,23 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from distributed import Client, LocalCluster
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-MIRROR_2020 = SHARED_DATA / "atlas-opendata-2020" / "4lep"
+from .helpers import MIRROR_2020, SHARED_DATA, Broker, Plotter
+from .range_server import RangeFileServer, serve_files
 
-# The notebook's published numbers (shared/docs/analysis-spec.md).
-PUBLISHED_COUNTS = {
-    "data_A": (39, 27),
-    "data_B": (156, 86),
-    "data_C": (237, 146),
-    "data_D": (400, 248),
-    "Zee": (898, 243),
-    "Zmumu": (684, 257),
-    "ttbar_lep": (1031, 334),
-}
-PUBLISHED_YIELDS = {"Zee": 43.141792, "Zmumu": 51.99949, "ttbar_lep": 28.132816}
-ON_DISK = list(PUBLISHED_COUNTS)
+#: Markers that say a test starts something heavy: each makes the test ``slow``.
+STARTS = ("cluster", "broker", "docker", "netns")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in STARTS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +49,40 @@ def environment_read_afresh() -> Iterator[None]:
     environment.cache_clear()
     yield
     environment.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    """A Dask client whose worker runs in this process on threads: the distributed API
+    ``hzz run`` computes with, without starting a process."""
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def server() -> Iterator[RangeFileServer]:
+    """An HTTP server on loopback serving the shared data, with byte ranges."""
+    with serve_files(SHARED_DATA) as running:
+        yield running
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """A test's own exchange and queue on the real broker (127.0.0.1:5672)."""
+    corner = Broker()
+    yield corner
+    corner.close()
+
+
+@pytest.fixture
+def plotters() -> Iterator[list[Plotter]]:
+    """Plotter processes a test starts (append them): killed at its end."""
+    started: list[Plotter] = []
+    yield started
+    for plotter in started:
+        plotter.stop()

@@ -14,178 +14,23 @@ import pickle
 import re
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
-import hist
-import numpy as np
-import pika
 import pytest
 
-from analysis.inputs.binning import m4l_axis
-from analysis.results.document import GroupStyle, HistogramDocument, SampleResult
 from analysis.results.outputs import outputs_in, write_new
-from cluster.service.amqp import Topology
 from cluster.service.ledger import PNG_KEY, Ledger, png_message_id
 from cluster.service.plotter import PAUSE_ENV, REASON_HEADER
 from cluster.service.publisher import GZIP_ABOVE_BYTES, message_id_for, publish
 
-URL = "amqp://guest:guest@127.0.0.1:5672/"
-UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/"
-WAIT_S = 90  # generous upper bound for polls; tests never assert on timing
-ROOT = Path(__file__).resolve().parents[1]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def make_document(n_samples: int = 2, seed: int = 0) -> HistogramDocument:
-    """A small but real document; every call is unique (``created`` has microseconds)."""
-    rng = np.random.default_rng(seed)
-    groups = [
-        GroupStyle("Data", "black", "data"),
-        GroupStyle("Background $Z,t\\bar{t}$", "#6b59d3", "background"),
-        GroupStyle("Signal ($m_H$ = 125 GeV)", "#00cdff", "signal"),
-    ]
-    samples = {}
-    for i in range(n_samples):
-        group = groups[i % 3].label
-        h = hist.Hist(m4l_axis(), storage=hist.storage.Weight())
-        weight = 1.0 if i % 3 == 0 else 0.2
-        h.fill(rng.normal(125, 20, 50), weight=weight)
-        samples[f"sample_{i}"] = SampleResult(group, 100, 50, float(h.sum().value), h)
-    return HistogramDocument(
-        release="2020", lumi_fb=10.0, groups=groups, samples=samples, created=datetime.now(UTC)
-    )
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = WAIT_S) -> object:
-    """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def pngs(directory: Path) -> list[Path]:
-    return outputs_in(directory, ".png")
-
-
-class Broker:
-    """A test's own corner of the real broker."""
-
-    def __init__(self, topology: Topology) -> None:
-        self.topology = topology
-        # No heartbeats on the test's own connection: it sits idle while a test waits
-        # (minutes for a burst on a loaded machine) and must not be dropped meanwhile.
-        self.connection = pika.BlockingConnection(pika.URLParameters(f"{URL}?heartbeat=0"))
-        self.channel = self.connection.channel()
-        self.channel.confirm_delivery()
-        topology.declare(self.channel)
-
-    def counts(self, queue: str | None = None) -> int:
-        """Messages ready in the queue (the main one by default)."""
-        result = self.channel.queue_declare(queue or self.topology.queue, passive=True)
-        return result.method.message_count
-
-    def send_raw(self, body: bytes, **properties: object) -> None:
-        """Publish anything, as a hostile or broken sender could."""
-        self.channel.basic_publish(
-            self.topology.exchange,
-            self.topology.routing_key,
-            body,
-            pika.BasicProperties(delivery_mode=2, **properties),
-            mandatory=True,
-        )
-
-    def dead_letters(self) -> list[tuple[pika.BasicProperties, bytes]]:
-        found = []
-        while True:
-            method, properties, body = self.channel.basic_get(
-                self.topology.dead_letter_queue, auto_ack=True
-            )
-            if method is None:
-                return found
-            found.append((properties, body))
-
-    def close(self) -> None:
-        t = self.topology
-        for queue in (t.queue, t.dead_letter_queue):
-            self.channel.queue_delete(queue)
-        for exchange in (t.exchange, t.dead_letter_exchange):
-            self.channel.exchange_delete(exchange)
-        self.connection.close()
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    tag = uuid.uuid4().hex[:10]
-    b = Broker(Topology(exchange=f"hzz-test-{tag}.x", queue=f"hzz-test-{tag}.q"))
-    yield b
-    b.close()
-
-
-def hzz_args(broker: Broker) -> list[str]:
-    return ["--exchange", broker.topology.exchange, "--queue", broker.topology.queue]
-
-
-class Plotter:
-    """A real ``hzz plotter`` process with its log in a file."""
-
-    def __init__(self, out: Path, broker: Broker, *extra: str, env: dict | None = None) -> None:
-        self.log = out.parent / f"plotter-{uuid.uuid4().hex[:6]}.log"
-        command = [sys.executable, "-m", "cluster.cli", "plotter", "--out", str(out)]
-        command += ["--broker", URL, *hzz_args(broker), *extra]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env={**os.environ, **(env or {})},
-            )
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait(self) -> int:
-        return self.process.wait(timeout=WAIT_S)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-def plotters() -> Iterator[list[Plotter]]:
-    started: list[Plotter] = []
-    yield started
-    for plotter in started:
-        plotter.stop()
-
-
-def hzz(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-
+from .helpers import UNREACHABLE, URL, Broker, Plotter, hzz, make_document, pngs, wait_for
 
 # --------------------------------------------------------------------------- tests
 
 
 @pytest.mark.faults
+@pytest.mark.broker
 def test_publish_plot_resend_and_sigterm(tmp_path: Path, broker: Broker, plotters: list) -> None:
     """One PNG per document (gzip or not), none for a resend; SIGTERM exits 0; queue empty."""
     out = tmp_path / "plots"
@@ -231,6 +76,7 @@ class _Marker:
 
 
 @pytest.mark.faults
+@pytest.mark.broker
 def test_bad_messages_are_dead_lettered_with_reason(
     tmp_path: Path, broker: Broker, plotters: list
 ) -> None:
@@ -290,6 +136,7 @@ def test_bad_messages_are_dead_lettered_with_reason(
 
 
 @pytest.mark.faults
+@pytest.mark.broker
 def test_killed_before_ack_gives_one_png(tmp_path: Path, broker: Broker, plotters: list) -> None:
     """SIGKILL after the PNG is written and before the ack: redelivered, not re-plotted."""
     out = tmp_path / "plots"
@@ -347,6 +194,7 @@ def _plotter_connection(queue: str) -> str | None:
 
 
 @pytest.mark.faults
+@pytest.mark.broker
 def test_reconnects_after_connection_dropped(
     tmp_path: Path, broker: Broker, plotters: list
 ) -> None:
@@ -370,6 +218,8 @@ def test_reconnects_after_connection_dropped(
 
 
 @pytest.mark.faults
+@pytest.mark.broker
+@pytest.mark.cluster
 def test_unreachable_broker_keeps_document_then_publish(
     tmp_path: Path, broker: Broker, plotters: list, mirror: Path
 ) -> None:
@@ -392,7 +242,7 @@ def test_unreachable_broker_keeps_document_then_publish(
         UNREACHABLE,
         "--broker-timeout",
         "2",
-        *hzz_args(broker),
+        *broker.names,
     )
     assert run.returncode == 1, run.stderr
     kept = outputs_in(out, ".json")
@@ -403,11 +253,11 @@ def test_unreachable_broker_keeps_document_then_publish(
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": "nope"}')
-    refused = hzz("publish", str(bad), "--broker", URL, *hzz_args(broker))
+    refused = hzz("publish", str(bad), "--broker", URL, *broker.names)
     assert refused.returncode == 2
     assert "schema" in refused.stderr
 
-    sent = hzz("publish", str(kept[0]), "--broker", URL, *hzz_args(broker))
+    sent = hzz("publish", str(kept[0]), "--broker", URL, *broker.names)
     assert sent.returncode == 0, sent.stderr
     assert message_id_for(kept[0].read_bytes()) in sent.stdout
     assert broker.counts() == 1
@@ -422,6 +272,8 @@ def test_unreachable_broker_keeps_document_then_publish(
     assert broker.counts() == 0
 
 
+@pytest.mark.broker
+@pytest.mark.cluster
 def test_run_with_broker_sends_the_figure_to_the_service(
     tmp_path: Path, broker: Broker, plotters: list, mirror: Path
 ) -> None:
@@ -433,7 +285,7 @@ def test_run_with_broker_sends_the_figure_to_the_service(
     run = hzz(
         *["run", "--data", str(mirror), "--samples", "data_A,Zee", "--out", str(out)],
         *["--workers", "1", "--dashboard", ":0", "--no-progress", "--broker", URL],
-        *hzz_args(broker),
+        *broker.names,
     )
     assert run.returncode == 0, run.stderr
     kept = list(out.iterdir())
@@ -444,6 +296,7 @@ def test_run_with_broker_sends_the_figure_to_the_service(
     assert broker.counts() == 0
 
 
+@pytest.mark.broker
 def test_health_check_passes_only_while_the_plotter_consumes(
     tmp_path: Path, broker: Broker, plotters: list
 ) -> None:
@@ -462,7 +315,7 @@ def test_health_check_passes_only_while_the_plotter_consumes(
             str(write_new(tmp_path, {".json": make_document().to_json()})[".json"]),
             "--broker",
             URL,
-            *hzz_args(broker),
+            *broker.names,
         ).returncode
         == 0
     )
@@ -476,6 +329,7 @@ def test_health_check_passes_only_while_the_plotter_consumes(
     assert after.returncode == 1 and "no heartbeat" in after.stderr
 
 
+@pytest.mark.broker
 def test_health_check_fails_while_the_broker_cannot_be_reached(
     tmp_path: Path, broker: Broker, plotters: list
 ) -> None:

@@ -12,35 +12,10 @@ import pytest
 from analysis.results.document import from_json
 from analysis.results.outputs import is_output_name, outputs_in
 
-from .conftest import PUBLISHED_COUNTS, PUBLISHED_YIELDS
+from .helpers import PUBLISHED_COUNTS, PUBLISHED_YIELDS, YIELD_REL_TOL, hzz, run_args
 
 
-def hzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def run_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "run",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--dashboard",
-        ":0",
-        "--no-progress",
-        *extra,
-    ]
-
-
+@pytest.mark.cluster
 def test_run_writes_the_figure_and_the_document(mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "plots"
     result = hzz(*run_args(mirror, out, "--allow-missing"))
@@ -57,7 +32,7 @@ def test_run_writes_the_figure_and_the_document(mirror: Path, tmp_path: Path) ->
     for name, (n_in, n_out) in PUBLISHED_COUNTS.items():
         assert (document.samples[name].n_in, document.samples[name].n_out) == (n_in, n_out)
     for name, value in PUBLISHED_YIELDS.items():
-        assert document.samples[name].sumw == pytest.approx(value, rel=1e-6)
+        assert document.samples[name].sumw == pytest.approx(value, rel=YIELD_REL_TOL)
     # The yields table, the dashboard address and the files are printed.
     assert "Dask dashboard: http" in result.stdout
     assert re.search(r"^Zee\s+898\s+243\s+43\.14179", result.stdout, re.M)
@@ -65,6 +40,7 @@ def test_run_writes_the_figure_and_the_document(mirror: Path, tmp_path: Path) ->
     assert "llll" in result.stdout  # listed as missing
 
 
+@pytest.mark.cluster
 def test_a_second_run_in_the_same_minute_does_not_overwrite(mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "plots"
     first = hzz(*run_args(mirror, out, "--samples", "data_A"))
@@ -76,6 +52,7 @@ def test_a_second_run_in_the_same_minute_does_not_overwrite(mirror: Path, tmp_pa
 
 
 @pytest.mark.faults
+@pytest.mark.cluster
 def test_a_missing_file_is_a_named_error_and_nothing_is_written(
     fake_mirror: Path, tmp_path: Path
 ) -> None:
@@ -91,6 +68,7 @@ def test_a_missing_file_is_a_named_error_and_nothing_is_written(
 
 
 @pytest.mark.faults
+@pytest.mark.cluster
 def test_a_non_root_file_is_an_error_that_names_it(fake_mirror: Path, tmp_path: Path) -> None:
     bad = fake_mirror / "MC" / "mc_361106.Zee.4lep.root"
     bad.unlink()
@@ -103,6 +81,7 @@ def test_a_non_root_file_is_an_error_that_names_it(fake_mirror: Path, tmp_path: 
 
 
 @pytest.mark.faults
+@pytest.mark.cluster
 def test_a_truncated_root_file_is_an_error_that_names_it(
     fake_mirror: Path, mirror: Path, tmp_path: Path
 ) -> None:

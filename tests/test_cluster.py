@@ -18,7 +18,7 @@ from analysis.results.outputs import outputs_in
 from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
 
-from .conftest import ON_DISK, PUBLISHED_COUNTS
+from .helpers import ON_DISK, PUBLISHED_COUNTS
 
 
 def _run(mirror: Path, workers: int, step_size: int) -> HistogramDocument:
@@ -40,6 +40,7 @@ def two_workers(mirror: Path) -> HistogramDocument:
     return _run(mirror, workers=2, step_size=100)
 
 
+@pytest.mark.cluster
 def test_one_and_two_worker_processes_give_identical_histograms(
     one_worker: HistogramDocument, two_workers: HistogramDocument
 ) -> None:
@@ -51,6 +52,7 @@ def test_one_and_two_worker_processes_give_identical_histograms(
         assert np.array_equal(a.hist.variances(flow=True), b.hist.variances(flow=True))
 
 
+@pytest.mark.cluster
 def test_step_sizes_give_the_same_histograms(mirror: Path, two_workers: HistogramDocument) -> None:
     """100 entries per partition (up to 11 partitions a file) against one partition a file.
 
@@ -67,6 +69,7 @@ def test_step_sizes_give_the_same_histograms(mirror: Path, two_workers: Histogra
         assert a.sumw == pytest.approx(b.sumw, rel=1e-12)
 
 
+@pytest.mark.cluster
 def test_run_against_a_separately_started_scheduler_and_workers(
     mirror: Path, tmp_path: Path
 ) -> None:
@@ -140,6 +143,7 @@ def test_run_against_a_separately_started_scheduler_and_workers(
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+@pytest.mark.cluster
 def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """The nanny's default MALLOC_TRIM_THRESHOLD_ is replaced by ours in every worker, in
     the environment the worker process started with (the one glibc reads), not only in
@@ -162,6 +166,7 @@ def test_local_workers_start_with_the_allocator_thresholds(monkeypatch: pytest.M
 @pytest.mark.skipif(
     "forkserver" not in multiprocessing.get_all_start_methods(), reason="workers are spawned"
 )
+@pytest.mark.cluster
 def test_local_workers_start_with_the_analysis_imported() -> None:
     """Workers are forked from a server that imported the analysis once: a new worker
     has it before it runs anything, instead of importing it on its first task."""
@@ -187,6 +192,7 @@ def _saturation(dask_scheduler) -> float:
     return dask_scheduler.WORKER_SATURATION
 
 
+@pytest.mark.cluster
 def test_the_schedulers_hand_out_two_partition_tasks_per_thread() -> None:
     """The embedded scheduler and the scheduler image use the same saturation."""
     from cluster.runtime.tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION
@@ -197,6 +203,7 @@ def test_the_schedulers_hand_out_two_partition_tasks_per_thread() -> None:
     assert f"{SATURATION_ENV}={SCHEDULER_WORKER_SATURATION}" in dockerfile
 
 
+@pytest.mark.cluster
 def test_a_background_client_starts_computes_and_closes() -> None:
     """The cluster ``hzz run`` starts while it imports, and closes while it draws."""
     from cluster.runtime.clusters import BackgroundClient

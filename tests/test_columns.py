@@ -35,13 +35,6 @@ def test_only_the_spec_branches_are_read(mirror: Path) -> None:
         assert set(read) == expected, sample_graph.sample.name
 
 
-def test_the_files_have_many_more_branches(mirror: Path) -> None:
-    import uproot
-
-    with uproot.open(mirror / "MC" / "mc_361106.Zee.4lep.root") as f:
-        assert len(f["mini"].keys()) == 81
-
-
 @pytest.mark.parametrize(
     ("entries", "step", "boundaries", "expected"),
     [

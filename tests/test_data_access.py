@@ -24,10 +24,9 @@ from analysis.results.document import HistogramDocument
 from cluster.access.cache import cached_locations, mirror_dir, prepare_locations
 from cluster.access.download import IntegrityError, download_release, fetch
 from cluster.cli import main
-from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
 
-from .conftest import MIRROR_2020, PUBLISHED_COUNTS, SHARED_DATA
+from .helpers import MIRROR_2020, PUBLISHED_COUNTS, SHARED_DATA
 from .range_server import (
     RangeFileServer,
     serve_files,
@@ -55,19 +54,6 @@ def _restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    """One real Dask worker process: it, not the test process, reads the events."""
-    with dask_client(None, 1, dashboard_address=":0") as dask:
-        yield dask
-
-
-@pytest.fixture
-def server() -> Iterator[RangeFileServer]:
-    with serve_files(SHARED_DATA) as running:
-        yield running
 
 
 def run(client: Client, locations: list[str], **options: object) -> HistogramDocument:
@@ -266,6 +252,7 @@ def test_a_server_that_never_answers_fails_with_the_url_and_the_timeout(
             cached_locations([base + BASE_2020], release.select(["data_A"]), tmp_path, timeout=1)
 
 
+@pytest.mark.cluster
 def test_hzz_run_against_a_hanging_server_exits_1_naming_url_and_timeout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

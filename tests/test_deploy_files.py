@@ -45,6 +45,7 @@ def stack_config(*files: Path, env: dict[str, str] | None = None) -> dict:
     return yaml.safe_load(result.stdout)
 
 
+@pytest.mark.docker
 def test_docker_accepts_the_stack_file_as_users_deploy_it() -> None:
     stack = stack_config(STACK)
     services = stack["services"]
@@ -67,6 +68,7 @@ def test_docker_accepts_the_stack_file_as_users_deploy_it() -> None:
     assert "HZZ_DATA" not in services["analysis"].get("environment", {})  # HTTPS by default
 
 
+@pytest.mark.docker
 def test_mirror_override_mounts_the_mirror_in_workers_and_analysis() -> None:
     stack = stack_config(STACK, MIRROR_OVERRIDE, env={"HZZ_MIRROR": "/srv/mirror/4lep"})
     for name in ("dask-worker", "analysis"):
@@ -80,6 +82,7 @@ def test_mirror_override_mounts_the_mirror_in_workers_and_analysis() -> None:
     assert stack["services"]["analysis"]["environment"]["HZZ_DATA"] == "/data/4lep"
 
 
+@pytest.mark.docker
 def test_ci_override_keeps_the_stack_and_avoids_only_what_needs_ipvs(tmp_path: Path) -> None:
     env = {"HZZ_CI_SECRETS": str(tmp_path), "HZZ_DASHBOARD_PORT": "18787", "HZZ_MIRROR": "/m"}
     users = stack_config(STACK, MIRROR_OVERRIDE, env={"HZZ_MIRROR": "/m"})
@@ -97,6 +100,7 @@ def test_ci_override_keeps_the_stack_and_avoids_only_what_needs_ipvs(tmp_path: P
         assert kept == users["services"][name]["deploy"], name
 
 
+@pytest.mark.docker
 def test_every_service_checks_its_own_health() -> None:
     services = stack_config(STACK)["services"]
     dockerfiles = {

@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,9 +25,10 @@ import pytest
 
 from analysis.results.outputs import outputs_in
 from cluster.service.publisher import message_id_for
-from tests.test_broker import ROOT
 
-pytestmark = pytest.mark.faults
+from .helpers import ROOT, free_port, hzz, make_document, pngs, wait_for
+
+pytestmark = [pytest.mark.faults, pytest.mark.broker]
 
 #: The broker's own scripts: Debian's /usr/sbin wrappers switch to the rabbitmq user and
 #: write the shared node's startup log, so the private node runs them directly.
@@ -42,12 +42,6 @@ def _tool(name: str) -> str | None:
     return str(own) if own.exists() else shutil.which(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class PrivateBroker:
     """A RabbitMQ node of a test's own on 127.0.0.1 (guest/guest, loopback only)."""
 
@@ -57,7 +51,7 @@ class PrivateBroker:
             pytest.skip("rabbitmq-server is not installed")
         self.ctl_path = ctl
         self.node = f"hzz-blocked-{uuid.uuid4().hex[:8]}@localhost"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         home = base / "home"  # its own Erlang cookie: no way to reach another node
         for folder in ("home", "mnesia", "log"):
@@ -71,7 +65,7 @@ class PrivateBroker:
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(_free_port()),
+            "RABBITMQ_DIST_PORT": str(free_port()),
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(base / "log"),
             "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
@@ -160,16 +154,6 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     node.stop()
 
 
-def hzz(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,  # a wait the --broker-timeout does not bound fails the test here
-    )
-
-
 def test_a_broker_in_a_memory_alarm_fails_the_publish_within_the_broker_timeout(
     tmp_path: Path, private_broker: PrivateBroker, mirror: Path
 ) -> None:
@@ -230,7 +214,6 @@ def test_a_plotter_rides_out_a_broker_restart(
     """The broker's application stops under a running plotter and starts again: the
     plotter says it lost the link, never exits, reconnects, and draws what comes next;
     a document queued before the stop (durable queue, persistent message) is not lost."""
-    from tests.test_broker import make_document, pngs, wait_for
 
     broker = private_broker
     tag = uuid.uuid4().hex[:8]

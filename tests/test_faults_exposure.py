@@ -24,8 +24,7 @@ import pytest
 from analysis.results.outputs import STEM_GLOB, outputs_in
 from cluster.runtime.clusters import dashboard_listen_address, open_client
 
-from .test_broker import ROOT, URL, make_document
-from .test_cli import hzz, run_args
+from .helpers import ROOT, URL, hzz, make_document, run_args
 
 pytestmark = pytest.mark.faults
 
@@ -73,6 +72,7 @@ def trickle_server() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.cluster
 def test_a_trickling_server_fails_download_cache_and_reads_naming_the_url(tmp_path: Path) -> None:
     with trickle_server() as base:
         url = f"{base}Data/data_A.4lep.root"
@@ -101,6 +101,7 @@ def test_a_trickling_server_fails_download_cache_and_reads_naming_the_url(tmp_pa
 # --------------------------------------------------------------------------- secrets
 
 
+@pytest.mark.cluster
 def test_a_password_in_a_data_url_is_never_shown(fake_mirror: Path, tmp_path: Path) -> None:
     """An http:// data URL with a password: the error names the file as ``user:***@``."""
     from .range_server import serve_files
@@ -119,6 +120,7 @@ def test_a_password_in_a_data_url_is_never_shown(fake_mirror: Path, tmp_path: Pa
     assert f"http://reader:***@127.0.0.1:{port}/{ZEE}" in stopped.stderr
 
 
+@pytest.mark.cluster
 def test_a_password_never_reaches_a_real_runs_skipped_list(
     fake_mirror: Path, tmp_path: Path
 ) -> None:
@@ -189,6 +191,7 @@ def _listening(pid: int) -> list[str]:
     return found
 
 
+@pytest.mark.cluster
 def test_a_local_cluster_listens_on_loopback_only() -> None:
     assert dashboard_listen_address(":8787") == "127.0.0.1:8787"
     assert dashboard_listen_address("0.0.0.0:8787") == "0.0.0.0:8787"  # asked for
@@ -201,6 +204,7 @@ def test_a_local_cluster_listens_on_loopback_only() -> None:
         local.close()
 
 
+@pytest.mark.cluster
 def test_cluster_up_gives_the_broker_password_to_the_plotter_only(tmp_path: Path) -> None:
     secret = "amqp://guest:guest@127.0.0.1:5672/"
     env = {**os.environ, "HZZ_BROKER": secret}
@@ -257,6 +261,7 @@ def test_publish_reads_no_more_than_the_plotter_accepts(tmp_path: Path) -> None:
     assert f"{path}: larger than" in result.stderr
 
 
+@pytest.mark.cluster
 def test_ctrl_c_stops_a_run_with_one_line(mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = run_args(mirror, out, "--workers", "2", "--step-size", "10")

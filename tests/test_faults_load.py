@@ -9,30 +9,19 @@ printed (run with -s to see it); nothing asserts on it or on time.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cluster.service.amqp import Topology
 from cluster.service.ledger import png_message_id
 from cluster.service.publisher import publish
 
-from .test_broker import URL, Broker, Plotter, make_document, pngs, wait_for
+from .helpers import URL, Broker, Plotter, make_document, pngs, wait_for
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.broker]
 
 BURST = 200
 STEM = "plot_01_01_26-12-00"  # every document's `created` is in 2026-01-01 12:00 UTC
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    tag = uuid.uuid4().hex[:10]
-    b = Broker(Topology(exchange=f"hzz-load-{tag}.x", queue=f"hzz-load-{tag}.q"))
-    yield b
-    b.close()
 
 
 def memory_kib(pid: int) -> dict[str, int]:

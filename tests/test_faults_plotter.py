@@ -27,19 +27,10 @@ from cluster.service.inhand import InHand, body_key
 from cluster.service.ledger import png_message_id
 from cluster.service.plotter import REASON_HEADER
 from cluster.service.publisher import message_id_for, publish
-from tests.test_broker import (
-    ROOT,
-    URL,
-    Broker,
-    Plotter,
-    broker,  # noqa: F401  (fixture)
-    make_document,
-    plotters,  # noqa: F401  (fixture)
-    pngs,
-    wait_for,
-)
 
-pytestmark = pytest.mark.faults
+from .helpers import ROOT, URL, Broker, Plotter, make_document, pngs, wait_for
+
+pytestmark = [pytest.mark.faults, pytest.mark.broker]
 
 
 def variant(base: dict, **changes: object) -> bytes:
@@ -89,8 +80,8 @@ def poison_documents() -> list[tuple[str, bytes, str]]:
 
 def test_poison_documents_are_dead_lettered_and_the_good_one_drawn(
     tmp_path: Path,
-    broker: Broker,  # noqa: F811
-    plotters: list,  # noqa: F811
+    broker: Broker,
+    plotters: list,
 ) -> None:
     out = tmp_path / "plots"
     plotter = Plotter(out, broker)
@@ -130,8 +121,8 @@ def _render_child(plotter: Plotter) -> psutil.Process:
 @pytest.mark.parametrize("fault", ["hangs", "dies"])
 def test_a_drawing_that_hangs_or_dies_is_dead_lettered(
     tmp_path: Path,
-    broker: Broker,  # noqa: F811
-    plotters: list,  # noqa: F811
+    broker: Broker,
+    plotters: list,
     fault: str,
 ) -> None:
     out = tmp_path / "plots"
@@ -151,8 +142,8 @@ def test_a_drawing_that_hangs_or_dies_is_dead_lettered(
 
 def test_the_drawing_process_dies_with_a_killed_plotter(
     tmp_path: Path,
-    broker: Broker,  # noqa: F811
-    plotters: list,  # noqa: F811
+    broker: Broker,
+    plotters: list,
 ) -> None:
     """A plotter SIGKILLed while it draws leaves no drawing process behind, not even a
     hung one."""
@@ -191,8 +182,8 @@ def _kill_while_handling(plotter: Plotter, in_hand: InHand, key: str, start: int
 
 def test_a_document_that_keeps_killing_the_plotter_is_dead_lettered(
     tmp_path: Path,
-    broker: Broker,  # noqa: F811
-    plotters: list,  # noqa: F811
+    broker: Broker,
+    plotters: list,
 ) -> None:
     """Each delivery of the poison document kills the plotter process itself; each restart
     gets it again. After DEFAULT_CRASH_LIMIT such stops the next plotter dead-letters it
@@ -234,8 +225,8 @@ def health(path: Path) -> subprocess.CompletedProcess:
 
 def test_an_output_that_is_not_a_directory_keeps_the_message_and_the_service_up(
     tmp_path: Path,
-    broker: Broker,  # noqa: F811
-    plotters: list,  # noqa: F811
+    broker: Broker,
+    plotters: list,
 ) -> None:
     out = tmp_path / "plots"
     out.write_text("a file where the figures should go\n")
@@ -286,8 +277,8 @@ def fill(directory: Path) -> Path:
 def test_a_full_disk_keeps_the_message_and_the_service_up(
     tmp_path: Path,
     small_disk: Path,
-    broker: Broker,  # noqa: F811
-    plotters: list,  # noqa: F811
+    broker: Broker,
+    plotters: list,
 ) -> None:
     out = small_disk / "plots"
     beat = tmp_path / "health"

@@ -29,9 +29,7 @@ from analysis import InputError, validate_document
 from analysis.results.document import from_json
 from analysis.results.outputs import outputs_in
 
-from .conftest import PUBLISHED_COUNTS
-from .test_broker import make_document
-from .test_cli import hzz, run_args
+from .helpers import PUBLISHED_COUNTS, hzz, make_document, run_args
 
 pytestmark = pytest.mark.faults
 
@@ -94,6 +92,7 @@ def _rewrite(real: Path, path: Path, breakage: Callable[[dict[str, ak.Array]], N
 
 
 @pytest.mark.parametrize("name", list(BREAKAGES))
+@pytest.mark.cluster
 def test_a_wrong_but_readable_file_is_a_bad_file(
     name: str, fake_mirror: Path, mirror: Path, tmp_path: Path
 ) -> None:
@@ -120,6 +119,7 @@ def test_a_wrong_but_readable_file_is_a_bad_file(
         assert (result.n_in, result.n_out) == PUBLISHED_COUNTS[sample]
 
 
+@pytest.mark.cluster
 def test_a_tree_claiming_more_entries_than_its_branches_hold_is_a_bad_file(
     fake_mirror: Path, mirror: Path, tmp_path: Path
 ) -> None:
@@ -216,6 +216,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
 
 
+@pytest.mark.cluster
 def test_a_write_that_fails_after_the_computation_leaves_nothing(
     mirror: Path, tmp_path: Path
 ) -> None:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -22,25 +21,16 @@ import pytest
 
 from analysis.results.document import DocumentError, from_json
 from analysis.results.outputs import is_output_name
-from cluster.service.amqp import Topology
 from cluster.service.ledger import png_message_id
 from cluster.service.plotter import REASON_HEADER
 from cluster.service.publisher import message_id_for, publish
 
-from .test_broker import URL, Broker, make_document, pngs, wait_for
+from .helpers import URL, Broker, hzz, make_document, pngs, wait_for
 from .tls_proxy import Certificates, TlsProxy, make_certificates
 
 pytestmark = pytest.mark.faults
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    tag = uuid.uuid4().hex[:10]
-    b = Broker(Topology(exchange=f"hzz-sec-{tag}.x", queue=f"hzz-sec-{tag}.q"))
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="module")
@@ -55,23 +45,6 @@ def tls_proxy(certificates: Certificates) -> Iterator[TlsProxy]:
     proxy.close()
 
 
-def names(broker: Broker) -> list[str]:
-    return ["--exchange", broker.topology.exchange, "--queue", broker.topology.queue]
-
-
-def hzz(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`hzz ARGS` with the broker variables of this shell removed, plus ``env``."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HZZ_BROKER")}
-    return subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**clean, **(env or {})},
-        timeout=300,
-    )
-
-
 def saved_document(directory: Path) -> Path:
     path = directory / "document.json"
     path.write_bytes(make_document().to_json())
@@ -81,6 +54,7 @@ def saved_document(directory: Path) -> Path:
 # --------------------------------------------------------------------------- TLS
 
 
+@pytest.mark.broker
 def test_amqps_publish_and_plot_through_tls(
     tmp_path: Path, broker: Broker, certificates: Certificates, tls_proxy: TlsProxy
 ) -> None:
@@ -88,7 +62,7 @@ def test_amqps_publish_and_plot_through_tls(
     url = f"amqps://guest:guest@localhost:{tls_proxy.port}/"
     env = {"HZZ_BROKER_CA": str(certificates.ca)}
     document = saved_document(tmp_path)
-    sent = hzz("publish", str(document), "--broker", url, *names(broker), env=env)
+    sent = hzz("publish", str(document), "--broker", url, *broker.names, env=env)
     assert sent.returncode == 0, sent.stderr
     assert f"published: {message_id_for(document.read_bytes())}" in sent.stdout
     assert broker.counts() == 1
@@ -96,7 +70,7 @@ def test_amqps_publish_and_plot_through_tls(
     out = tmp_path / "plots"
     plotter = hzz(
         *["plotter", "--once", "--timeout", "60", "--out", str(out), "--broker", url],
-        *names(broker),
+        *broker.names,
         env=env,
     )
     assert plotter.returncode == 0, plotter.stderr
@@ -106,6 +80,7 @@ def test_amqps_publish_and_plot_through_tls(
     assert tls_proxy.handshakes == 2  # both went through TLS
 
 
+@pytest.mark.broker
 def test_amqps_refuses_an_unverified_broker_and_names_a_bad_ca_file(
     tmp_path: Path, broker: Broker, tls_proxy: TlsProxy
 ) -> None:
@@ -113,14 +88,14 @@ def test_amqps_refuses_an_unverified_broker_and_names_a_bad_ca_file(
     document = saved_document(tmp_path)
     # The system CAs do not know the test CA: the handshake fails, nothing is sent.
     untrusted = hzz(
-        "publish", str(document), "--broker", url, "--broker-timeout", "2", *names(broker)
+        "publish", str(document), "--broker", url, "--broker-timeout", "2", *broker.names
     )
     assert untrusted.returncode == 1
     assert "certificate verify failed" in untrusted.stderr
     assert "resend with: hzz publish" in untrusted.stderr
     missing = tmp_path / "no-such-ca.pem"
     bad_ca = hzz(
-        *["publish", str(document), "--broker", url, *names(broker)],
+        *["publish", str(document), "--broker", url, *broker.names],
         env={"HZZ_BROKER_CA": str(missing)},
     )
     assert bad_ca.returncode == 1
@@ -131,13 +106,15 @@ def test_amqps_refuses_an_unverified_broker_and_names_a_bad_ca_file(
 # --------------------------------------------------------------------------- secrets
 
 
+@pytest.mark.broker
+@pytest.mark.cluster
 def test_the_broker_password_is_never_printed(tmp_path: Path, broker: Broker, mirror: Path) -> None:
     secret = f"S3cret-{uuid.uuid4().hex[:12]}"
     wrong_password = f"amqp://guest:{secret}@127.0.0.1:5672/"
     unreachable = f"amqp://guest:{secret}@127.0.0.1:1/"
     document = str(saved_document(tmp_path))
-    quick = ["--broker-timeout", "1", *names(broker)]
-    plotter = ["plotter", "--once", "--timeout", "2", "--out", str(tmp_path / "p"), *names(broker)]
+    quick = ["--broker-timeout", "1", *broker.names]
+    plotter = ["plotter", "--once", "--timeout", "2", "--out", str(tmp_path / "p"), *broker.names]
     run = [
         *["run", "--data", str(mirror), "--samples", "data_A", "--out", str(tmp_path / "r")],
         *["--workers", "1", "--dashboard", ":0", "--no-progress", *quick],
@@ -210,13 +187,14 @@ def hostile_documents(tmp_path: Path) -> list[tuple[str, bytes]]:
     ]  # fmt: skip
 
 
+@pytest.mark.broker
 def test_hostile_documents_never_write_outside_out(tmp_path: Path, broker: Broker) -> None:
     sandbox = tmp_path / "sandbox"
     out = sandbox / "plots"
     sandbox.mkdir()
     log = tmp_path / "plotter.log"
     command = [sys.executable, "-m", "cluster.cli", "plotter", "--out", str(out)]
-    command += ["--broker", URL, *names(broker)]
+    command += ["--broker", URL, *broker.names]
     with log.open("wb") as handle:
         plotter = subprocess.Popen(
             command,

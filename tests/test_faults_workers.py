@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +26,13 @@ from distributed import Client
 from analysis.results.document import HistogramDocument, from_json
 from analysis.results.outputs import outputs_in
 
-from .conftest import ON_DISK, PUBLISHED_COUNTS
+from .helpers import HZZ, ON_DISK, PUBLISHED_COUNTS, WAIT_S, free_port, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 
 DASK = [sys.executable, "-m", "dask"]
-HZZ = [sys.executable, "-m", "cluster.cli"]
-WAIT_S = 120  # upper bound for polls; nothing asserts on timing
+POLL_S = 0.02  # close polling: a worker must be caught while it has work
 SAMPLES = [*ON_DISK, "llll"]
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = WAIT_S) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class DaskProcesses:
@@ -64,7 +52,11 @@ class DaskProcesses:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "DASK_LOGGING__DISTRIBUTED": "info"},
             )
-        wait_for(lambda: scheduler_file.exists() and scheduler_file.read_text(), "scheduler file")
+        wait_for(
+            lambda: scheduler_file.exists() and scheduler_file.read_text(),
+            "scheduler file",
+            poll=POLL_S,
+        )
         self.address: str = json.loads(scheduler_file.read_text())["address"]
         self.client = Client(self.address, timeout="60s")
 
@@ -183,7 +175,9 @@ def test_a_worker_killed_mid_run_leaves_the_result_unchanged(
     )
     try:
         address, victim = wait_for(
-            lambda: victim_with_work(dask_processes), "a worker with analysis tasks done"
+            lambda: victim_with_work(dask_processes),
+            "a worker with analysis tasks done",
+            poll=POLL_S,
         )
         assert run.poll() is None, "the run ended before a worker could be killed mid-run"
         dask_processes.kill(victim)
@@ -240,7 +234,9 @@ def test_every_worker_killed_mid_run_fails_after_the_worker_timeout(
         text=True,
     )
     try:
-        wait_for(lambda: analysis_in_progress(dask_processes), "analysis tasks in progress")
+        wait_for(
+            lambda: analysis_in_progress(dask_processes), "analysis tasks in progress", poll=POLL_S
+        )
         assert run.poll() is None, "the run ended before its workers could be killed"
         for name in list(dask_processes.workers):
             dask_processes.kill(name)
@@ -266,12 +262,6 @@ def test_a_worker_timeout_that_is_not_positive_is_named(value: str, mirror: Path
     )
     assert result.returncode == 2
     assert "--worker-timeout must be positive" in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_run_started_before_its_scheduler_waits_for_it(

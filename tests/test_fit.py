@@ -203,7 +203,7 @@ def test_the_postfit_figure_draws_the_fitted_prediction(
     assert "Simulated stand-ins: Background $ZZ^*$, Signal" in note.get_text()
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_hzz_run_fit_end_to_end(
     mirror: Path, standins: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -227,7 +227,7 @@ def test_hzz_run_fit_end_to_end(
     assert again["mu"] == pytest.approx(fit["mu"], rel=1e-6)
 
 
-@pytest.mark.slow
+@pytest.mark.broker
 def test_the_plotting_service_fits_when_the_document_asks(
     full: HistogramDocument, tmp_path: Path
 ) -> None:
@@ -236,7 +236,7 @@ def test_the_plotting_service_fits_when_the_document_asks(
     from cluster.service.amqp import Topology
     from cluster.service.publisher import publish
 
-    from .test_broker import URL, Broker, Plotter, wait_for
+    from .helpers import URL, Broker, Plotter, wait_for
 
     tag = uuid.uuid4().hex[:8]
     broker = Broker(Topology(exchange=f"hzz-test-{tag}.x", queue=f"hzz-test-{tag}.q"))

@@ -9,7 +9,6 @@ The broker is the real RabbitMQ on 127.0.0.1:5672 with this module's own names.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -25,22 +24,10 @@ from analysis.results.document import HistogramDocument, from_json
 from analysis.results.outputs import outputs_in
 from cluster.runtime.localstack import load_state
 
-from .conftest import ON_DISK, PUBLISHED_COUNTS
+from .helpers import HZZ, ON_DISK, PUBLISHED_COUNTS, URL, WAIT_S
+from .helpers import hzz_ok as hzz
 
-BROKER = "amqp://guest:guest@127.0.0.1:5672/"
-WAIT_S = 120  # upper bound of polls; nothing asserts on timing
-HZZ = [sys.executable, "-m", "cluster.cli"]
-
-pytestmark = pytest.mark.slow
-
-
-def hzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run an ``hzz`` command; fail with its output if it does not exit 0."""
-    result = subprocess.run(
-        [*HZZ, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, f"hzz {' '.join(args)}: {result.stdout}\n{result.stderr}"
-    return result
+pytestmark = [pytest.mark.cluster, pytest.mark.broker]
 
 
 class StandIn:
@@ -72,7 +59,7 @@ class StandIn:
 
 
 def delete_topology(names: str) -> None:
-    with pika.BlockingConnection(pika.URLParameters(BROKER)) as connection:
+    with pika.BlockingConnection(pika.URLParameters(URL)) as connection:
         channel = connection.channel()
         for queue in (names, f"{names}.dead"):
             channel.queue_delete(queue)
@@ -85,7 +72,7 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
     stack = StandIn(tmp_path_factory.mktemp("localstack"))
     up = hzz(
         "cluster", "up", "--workers", "1", "--dir", str(stack.dir), "--plots", str(stack.plots),
-        "--broker", BROKER, "--exchange", stack.names, "--queue", stack.names,
+        "--broker", URL, "--exchange", stack.names, "--queue", stack.names,
     )  # fmt: skip
     assert f"scheduler: {stack.scheduler}" in up.stdout
     assert f"dashboard: {stack.dashboard}" in up.stdout
@@ -132,7 +119,7 @@ def test_one_and_three_workers_give_identical_histograms_and_the_plotter_draws(
     run = subprocess.Popen(
         [*HZZ, "run", "--scheduler", stand_in.scheduler, "--data", str(mirror),
          "--samples", ",".join(ON_DISK), "--step-size", "100", "--out", str(out),
-         "--no-progress", "--broker", BROKER, "--exchange", stand_in.names,
+         "--no-progress", "--broker", URL, "--exchange", stand_in.names,
          "--queue", stand_in.names],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -11,7 +11,7 @@ import matplotlib
 import pytest
 from distributed import Client, LocalCluster
 
-from .conftest import MIRROR_2020, PUBLISHED_COUNTS, PUBLISHED_YIELDS
+from .helpers import MIRROR_2020, PUBLISHED_COUNTS, PUBLISHED_YIELDS, YIELD_REL_TOL
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
 
@@ -20,7 +20,9 @@ def code_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", PAGE.read_text("utf-8"), flags=re.S)
 
 
-@pytest.fixture(params=["LocalCluster", "Client(processes=False)"])
+@pytest.fixture(
+    params=[pytest.param("LocalCluster", marks=pytest.mark.cluster), "Client(processes=False)"]
+)
 def client(request: pytest.FixtureRequest) -> Iterator[Client]:
     if request.param == "LocalCluster":
         with (
@@ -35,7 +37,6 @@ def client(request: pytest.FixtureRequest) -> Iterator[Client]:
             yield client
 
 
-@pytest.mark.slow
 def test_the_notebook_page_gives_the_published_numbers(
     client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -53,7 +54,7 @@ def test_the_notebook_page_gives_the_published_numbers(
             sample = each.samples[name]
             assert (sample.n_in, sample.n_out) == (n_in, n_out), name
         for name, value in PUBLISHED_YIELDS.items():
-            assert each.yields[name] == pytest.approx(value, rel=1e-6), name
+            assert each.yields[name] == pytest.approx(value, rel=YIELD_REL_TOL), name
     zz = result["zz"]
     assert zz.sum(flow=True).value == pytest.approx(
         sum(result.samples[n].sumw for n in result.group_samples("zz")), rel=1e-12
@@ -66,7 +67,6 @@ def test_the_notebook_page_gives_the_published_numbers(
 README = PAGE.parents[1] / "README.md"
 
 
-@pytest.mark.slow
 def test_the_readme_notebook_example_gives_the_published_numbers(
     client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

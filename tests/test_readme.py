@@ -13,7 +13,7 @@ import pytest
 from analysis.results.document import from_json
 from analysis.results.outputs import outputs_in
 
-from .conftest import PUBLISHED_COUNTS, SHARED_DATA
+from .helpers import PUBLISHED_COUNTS, SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -28,7 +28,7 @@ def section_commands(title: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_the_quick_start_shows_the_higgs_peak(tmp_path: Path) -> None:
     # The README is read from the repository root, with ../shared beside it and .venv in it.
     checkout = tmp_path / "checkout"

@@ -21,8 +21,7 @@ from analysis.results.document import from_json
 from analysis.results.outputs import outputs_in
 from analysis.results.plot import draw
 
-from .conftest import MIRROR_2020, SHARED_DATA
-from .test_cli import hzz
+from .helpers import MIRROR_2020, SHARED_DATA, hzz
 
 MIRROR_2025 = SHARED_DATA / "atlas-opendata-2025" / "exactly4lep"
 
@@ -109,6 +108,7 @@ def test_the_2020_catalogue_checksums_match_the_shared_files() -> None:
         assert digest == sample.sha256, sample.name
 
 
+@pytest.mark.cluster
 def test_hzz_run_release_2025_gives_the_published_count_and_the_2025_figure(
     tmp_path: Path,
 ) -> None:

@@ -4,7 +4,6 @@ real HTTP server on loopback that fails range requests on purpose."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,13 @@ from cluster.access.inspected import InspectionCache
 from cluster.access.reading import uproot_open_options
 from cluster.access.remote import check_reachable
 from cluster.cli import main
-from cluster.runtime.clusters import dask_client
 from cluster.runtime.run import RunOptions, run_analysis
 
+from .helpers import SHARED_DATA
 from .range_server import RangeFileServer, serve_files
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BASE_2020 = "/atlas-opendata-2020/4lep/"
 SAMPLES = ["data_A", "data_B", "Zee"]
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with dask_client(None, 1, dashboard_address=":0") as dask:
-        yield dask
-
-
-@pytest.fixture
-def server() -> Iterator[RangeFileServer]:
-    with serve_files(SHARED_DATA) as running:
-        yield running
 
 
 def run(client: Client, base: str, cache: Path | None) -> HistogramDocument:
@@ -255,6 +241,7 @@ def test_a_header_too_large_to_carry_is_not_kept(
     assert ak.array_equal(opened, replayed((url, 0, kept.entries, kept.header)))
 
 
+@pytest.mark.cluster
 def test_a_server_that_ignores_ranges_gives_the_same_document(
     mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,7 +252,7 @@ def test_a_server_that_ignores_ranges_gives_the_same_document(
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from .test_cli import hzz
+    from .helpers import hzz
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:

@@ -22,7 +22,7 @@ from analysis.physics.weights import event_weight
 from analysis.results.accounting import assemble_document
 from analysis.results.document import SCHEMA, SCHEMA_V1, HistogramDocument, from_dict, json_schema
 
-from .conftest import ON_DISK
+from .helpers import ON_DISK
 
 RELEASE = load_release("2020")
 

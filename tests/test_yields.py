@@ -11,7 +11,7 @@ from analysis import build, inspect
 from analysis.results.accounting import assemble_document
 from analysis.results.document import HistogramDocument
 
-from .conftest import ON_DISK, PUBLISHED_COUNTS, PUBLISHED_YIELDS
+from .helpers import ON_DISK, PUBLISHED_COUNTS, PUBLISHED_YIELDS, YIELD_REL_TOL
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_events_in_and_passing_match_the_notebook(document: HistogramDocument, n
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_YIELDS))
 def test_weighted_yields_match_the_notebook(document: HistogramDocument, name: str) -> None:
-    assert document.samples[name].sumw == pytest.approx(PUBLISHED_YIELDS[name], rel=1e-6)
+    assert document.samples[name].sumw == pytest.approx(PUBLISHED_YIELDS[name], rel=YIELD_REL_TOL)
 
 
 @pytest.mark.parametrize("name", ON_DISK)
