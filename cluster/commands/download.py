@@ -9,6 +9,7 @@ from .common import EXIT_OK, HelpFormatter, names, positive
 
 
 def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
+    from analysis.inputs.sources import described
     from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
     parser = subparsers.add_parser(
@@ -30,7 +31,8 @@ def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data",
         metavar="BASE_URL",
-        help="http(s) base URL to download from (default: the release's HTTPS server)",
+        help=f"{described(lambda s: s.downloadable)} base URL to download from (default: the "
+        "release's HTTPS server)",
     )
     parser.add_argument(
         "--timeout",

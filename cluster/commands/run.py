@@ -29,6 +29,7 @@ from .common import (
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     from analysis.inputs.catalogue import RELEASES, load_release
     from analysis.inputs.partitions import DEFAULT_STEP_SIZE
+    from analysis.inputs.sources import described
 
     release = load_release("2020")
     groups = ", ".join(g.key for g in release.groups)
@@ -57,7 +58,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="LOCATION",
         action="append",
         help=(
-            "base URL (https://, root://) or local directory laid out like the server (2020: "
+            f"base URL ({described(lambda s: s.remote)}) or local directory laid out like the "
+            "server (2020: "
             "Data/ and MC/; 2025: flat); repeat to search several locations in order (env "
             f"HZZ_DATA, several separated by ','; default: the release's HTTPS server, for 2020 "
             f"{release.default_location})"
@@ -119,7 +121,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cache",
         metavar="DIR",
-        help="copy remote http(s) files into DIR first (verified; reused by later runs, "
+        help=f"copy remote {described(lambda s: s.cached)} files into DIR first (verified; "
+        "reused by later runs, "
         "which then read nothing from the server) and run on the copies",
     )
     parser.add_argument(
