@@ -1,17 +1,10 @@
-"""The analysis as Python calls: one that does everything, and the steps it is made of.
+"""The analysis as Python calls: ``run``, and the steps it is made of.
 
-``run`` inspects the files, builds the lazy graph, computes it and collects the
-result, on whatever Dask scheduler is active: a ``distributed.Client`` the caller
-made, or Dask's default. The steps are there for those who compute themselves::
-
-    inspection = analysis.inspect(data=[...], allow_missing=True)   # opens headers
-    graph = analysis.build(inspection)                              # lazy, computes nothing
-    (computed,) = dask.compute(graph.outputs())                     # reads every event once
-    result = analysis.collect(graph, computed)
-
-``hzz run`` makes the same calls, passing a ``compute`` function that adds a
-progress bar and a watchdog for lost workers; the plotting service draws the
-documents these calls produce.
+``run`` inspects the files, builds the lazy graph, computes it once and collects the
+result, on the active Dask scheduler; ``inspect`` → ``build`` → your own
+``dask.compute(graph.outputs())`` → ``collect`` are the same steps for those who compute
+themselves (docs/notebook.md). ``hzz run`` makes the same calls with a ``compute`` that
+adds a progress bar and a watchdog for lost workers.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
-"""The lazy per-sample graph: partition reads, the fused selection kernel, histograms.
+"""The lazy graph of a run: per sample, one task per partition that reads and summarises it.
 
-Files are inspected first (``analysis.inputs.files``: entries, branches, form, stand-in mark),
-so the graph is partitioned from known entry counts without the client opening any
-file again, and one read layer (``analysis.inputs.reader``) covers all files of a sample:
-building the graph stays cheap for thousands of files. Events are read by the Dask
-workers when the graph is computed, and only the branches the kernel and the weights
-use. Partition read errors are caught and reported per file (each partition's
-summary says how its read went); ``analysis.results.accounting`` reads the computed summaries
-back, leaves a bad file out whole or stops, and checks that no event was lost.
+Built from inspected files (entries, basket boundaries, form), so the client opens no
+file to partition it and one read layer (``analysis.inputs.reader``) covers a sample's
+files; the workers read only the branches the summary (``analysis.physics.summary``)
+touches. Once computed, ``AnalysisGraph.computed`` gives the records their type
+(``ComputedGraph``), which ``analysis.results.accounting`` reads back.
 """
 
 from __future__ import annotations

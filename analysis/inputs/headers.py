@@ -1,23 +1,13 @@
-"""A remote file's tree header, read once at inspection and replayed by the readers.
+"""A remote file's tree header, recorded once at inspection and replayed by the readers.
 
-Opening a ROOT file's tree is a chain of dependent range requests (the file header,
-the directory's keys, the tree's metadata: three round trips over HTTP). The
-inspection makes that chain anyway; without this module every reader would make it
-again before its first basket, and a run whose inspections were kept from an earlier
-run would still make it once per file. Instead the inspection records the byte ranges
-uproot asks for while it opens the tree (``HeaderFile(…, record=True)``: a few hundred
-bytes of file header and keys, then the tree's metadata), keeps them with its result
-(``FileInfo.header``, kept between runs with it), the graph hands each partition its
-file's header, and the reader opens the file from those bytes
-(``HeaderFile(…, header=…)``): no request until it asks for baskets. A range it was
-not given still goes to the server, so a header that does not cover what a reader asks
-for costs requests, never results.
-
-uproot has no public way to open a file from metadata read before (an open request:
-scikit-hep/uproot5#1137), so ``ReadOnlyFile``'s documented hook
-``hook_before_get_chunks`` puts a layer in front of its source that answers ``chunk``
-(how uproot reads the header, keys and objects; baskets come through ``chunks``) from
-the recorded ranges.
+Opening a tree over HTTP is three dependent round trips (file header, keys, tree
+metadata). The inspection records the ranges uproot reads while it does so
+(``HeaderFile(…, record=True)``) and keeps them with its result (``FileInfo.header``,
+kept between runs too); each reader opens the file from them (``HeaderFile(…,
+header=…)``), with no request until it asks for baskets; a range not covered still
+goes to the server (requests, never results). uproot has no public way to open a file
+from metadata read before (scikit-hep/uproot5#1137): ``ReadOnlyFile``'s documented hook
+``hook_before_get_chunks`` puts the recorded ranges in front of its source.
 """
 
 from __future__ import annotations

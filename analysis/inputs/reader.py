@@ -1,26 +1,12 @@
-"""Reading a sample's partitions on the workers: the graph's dask-awkward IO function.
+"""The graph's dask-awkward IO function: a sample's partitions read on the workers.
 
-``uproot.dask`` with delayed opening re-opens the file and re-parses its TTree header
-(81 branches in the 2020 files: about 20 ms locally, and the header's bytes again over
-HTTP) in every partition task, because its reader keeps nothing between tasks.
-``PartitionReader`` keeps the trees it opened for the current graph in a small cache
-in each worker process, so a worker parses a file's header once per run, whatever
-the number of partitions. A remote file's partitions come with the header its
-inspection recorded (``analysis.inputs.headers``): the worker parses it from those bytes and
-asks the server for baskets only, so a run requests each file's header once (at
-inspection) and a run with kept inspections not at all. Everything else is uproot's
-public API (``TTree.arrays`` over an entry range) and dask-awkward's column projection
-(``ColumnProjectionMixin``: only the branches the graph touches are read).
-
-Read errors never raise out of a task: the partition comes back empty, and every
-partition carries how its read went (``read_outcome``: file, entry range, exception and
-message, seconds) in its awkward ``attrs``. The partition's summary
-(``analysis.physics.summary``) passes that on with its numbers, so that a run can name a bad
-file and either stop or skip it, and its event accounting never half-counts a file.
-The outcome rides with the events, not in a report collection of its own beside them:
-a separate report would give every read two consumers, and Dask could no longer fuse
-the read with the summary into one task (one task per partition instead of three, and
-the summary runs on events still in the CPU's caches: ``python -m bench``).
+``uproot.dask`` re-parses a file's TTree header in every partition task;
+``PartitionReader`` keeps the trees it opened for the current graph in a small cache in
+each worker process, and opens a remote file from the header its inspection recorded
+(``analysis.inputs.headers``), so a worker asks a server for baskets only. A read error
+never raises out of a task: the partition comes back empty with how its read went in
+its ``attrs`` (``read_outcome``), riding with the events so that Dask fuses the read and
+its summary into one task (``python -m bench``).
 """
 
 from __future__ import annotations

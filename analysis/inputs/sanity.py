@@ -1,19 +1,11 @@
 """What makes a readable file wrong: branch types and event content the analysis cannot use.
 
-A file can open, hold the tree and every branch, and still be wrong: a weight stored
-as an integer (weights silently truncated), charges stored as floats, lepton branches
-whose per-event counts disagree, kinematics or weights that are NaN or infinite (the
-event's weight would silently land in an overflow bin or make the figure undrawable).
-The policy, the same for every file: such a file is a bad file, like an unreadable
-one. The run stops naming the file and the cause (exit 2), or with
-``--skip-bad-files`` leaves the whole file out and lists it.
-
-* ``branch_kind_problem`` checks the branch types from the headers alone, at
-  inspection, before any event is read (the cheapest place: a file is bad before
-  any partition is scheduled);
-* ``check_events`` checks the content of each partition on the worker that reads it;
-  its error becomes the partition's read outcome, so the file is named and left out
-  whole exactly as a file with an unreadable basket is.
+A weight stored as an integer, charges as floats, lepton branches of different lengths,
+NaN or infinite values: such a file is a bad file like an unreadable one (the run stops
+naming it, or ``--skip-bad-files`` leaves it out whole). ``branch_kind_problem`` checks
+the types from the headers at inspection, before any event is read; ``check_events`` the
+content of each partition on the worker that reads it, its error becoming the
+partition's read outcome.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
-"""What one partition contributes to a sample's result, as one row of numbers.
+"""What one partition contributes to a sample's result: a row of numbers, and how it was read.
 
-Selection, weights and the histogram fill run together in one function per partition,
-and its result is a single row: events read, events selected, Σw, then the m4l
-histogram's bin sums and variances (flow bins included), then the same for each
-systematic variation of the simulation (``analysis.physics.systematics``: filled from the same
-selected events and weights, zeros for data). A sample's result is the sum of its
-rows. ``partition_summary`` adds how the partition was read (file, entry range, error
-if any) to the row: one small record per partition, the only thing a worker
-sends back. In the graph the read and the summary fuse into one task per partition,
-instead of a dozen (kernel, masks, counts, weights, fill: each a task of its own when
-they are separate dask-awkward operations, plus a report and a reduction); the
-scheduler's work per partition, which competes with the workers for the same cores on
-a small machine, shrinks accordingly (``python -m bench``).
+Selection, weights and the histogram fills run in one function per partition
+(``partition_summary``), fused with the read into one task, which sends back one small
+record: events read and selected, Σw, the m4l histogram's values and variances (flow
+bins included), the same for each systematic variation (zeros for data), and the read
+outcome. A sample's result is the exact sum of its rows (``rows_total``).
 """
 
 from __future__ import annotations

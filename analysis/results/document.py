@@ -1,14 +1,11 @@
 """The histogram document: the reduced result of a run, as versioned JSON.
 
-It is all that leaves the Dask cluster and all the figure and the statistical model
-need: per-sample counts, weighted sums and m4l histograms (UHI JSON, weighted storage),
-the systematic variations of the simulation, the groups (key, label, colour, role,
-samples) in drawing order, the figure settings, and which samples were missing or
-simulated stand-ins. The binning is that of the histograms. Version 2 is described by
-the JSON Schema ``analysis/schema/histograms-2.schema.json`` (validated with it on
-load); version 1 documents (no variations, binning and figure settings from the release
-catalogue) still load. Loading validates everything, so a document from a file or a
-network is safe to plot.
+All that leaves the Dask cluster, and all the figure and the statistical model need:
+per-sample counts, weighted sums and m4l histograms (UHI JSON, weighted storage) with
+their systematic variations, the groups in drawing order, the figure settings, and which
+samples were missing, stand-ins or skipped. Version 2 is described by the JSON Schema
+``analysis/schema/histograms-2.schema.json``; version 1 documents are upgraded on load.
+Loading validates everything, so a document from a file or a network is safe to plot.
 """
 
 from __future__ import annotations

@@ -1,25 +1,12 @@
 """The statistical model of a histogram document and its fit: a binned likelihood (pyhf).
 
 Built from the document alone, as the IRIS-HEP Analysis Grand Challenge builds its
-H → ZZ* → 4ℓ model with cabinetry, so that the numbers can be compared (docs/fit.md):
-one channel, the m4l bins of the document's axis (flow bins left out), one sample per
-simulated group, and
-
-- ``mu``: the signal strength, a free normalisation of the signal in [0, 10];
-- ``scale_factors`` and ``m4l_scale``: shape + normalisation systematics of every
-  simulated sample from its varied histograms (``analysis.physics.systematics``), each split as
-  cabinetry's "NormPlusShape" does into a ``normsys`` (the varied yield over the nominal)
-  and a ``histosys`` (the varied shape scaled to the nominal yield) sharing one
-  Gaussian-constrained parameter;
-- ``zz_norm``: the ZZ* normalisation, ±10 % (``normsys``);
-- ``staterror_m4l``: the per-bin statistical uncertainty of the simulation
-  (Barlow-Beeston lite, from the histograms' Σw²).
-
-``model="templates"`` is the AGC's template-only variant: three free normalisations
-(signal, ZZ*, Z+tt̄ in [0, 10]) and the per-bin MC statistics, no systematics.
-
-The pyhf workspace (``workspace_spec``) is plain JSON: ``pyhf.Workspace(spec)`` refits it
-with pyhf alone. pyhf and iminuit are imported here only: the workers never need them.
+H → ZZ* → 4ℓ model with cabinetry, so that the numbers compare (docs/fit.md): one
+channel of the m4l bins, one sample per simulated group, the signal strength ``mu``
+free in [0, 10], the systematics of ``analysis.physics.systematics`` (a shape one as
+cabinetry's NormPlusShape: a ``normsys`` and a ``histosys`` sharing one parameter) and
+the per-bin MC statistics; ``model="templates"`` is the AGC's template-only variant.
+pyhf and iminuit are imported here only: the workers never need them.
 """
 
 from __future__ import annotations

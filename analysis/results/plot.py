@@ -1,15 +1,10 @@
 """The ATLAS-style m4l figure, drawn from a histogram document alone (and a fit result).
 
-Data points with Poisson (Garwood) intervals, no marker for an empty bin; the simulated
-groups stacked, signal on top; a hatched band of the total prediction's uncertainty
-(statistical, and systematic when the document carries variations); a data/prediction
-ratio panel; the ATLAS Open Data label (``mplhep``); a legend of what is drawn only;
-missing, stand-in and skipped samples named by their physics labels in a fixed strip
-under the axes. With a fit result the same figure shows the post-fit prediction.
-
-Uses matplotlib's object API (no pyplot state), so a long-running plotting service
-can draw many figures without leaking or sharing anything between them, and a
-notebook's axes can be drawn into without its backend being changed.
+The simulated groups stacked with the hatched band of their uncertainty, the data with
+Poisson (Garwood) intervals, a data/prediction ratio panel, the ATLAS Open Data label, a
+legend of what is drawn, and a strip naming what is missing, simulated or left out
+(docs/figure.md). matplotlib's object API only: a long-running service draws many
+figures without sharing state, and a notebook's axes are drawn into as they are.
 """
 
 from __future__ import annotations

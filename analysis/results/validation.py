@@ -1,17 +1,10 @@
-"""What a histogram document may ask of the figure: one check for every producer and consumer.
+"""What a histogram document may ask of the figure: size caps shared by every producer and consumer.
 
-``document.from_json`` says whether a document is well formed. A well-formed document
-can still ask the figure for more than a figure can hold: tens of thousands of names
-written on it, labels thousands of characters long. Drawing that takes minutes in a
-plotting service that serves everyone from one queue. So the sizes are capped here,
-far above what any release needs (the largest has 40 samples in 4 groups), and:
-
-* ``hzz run`` checks its own document with ``validate_document`` before writing or
-  publishing it (what the plotter would reject is never published);
-* the plotting service checks every message with ``check_limits`` after parsing it
-  and dead-letters one that exceeds a cap, with the cap in the reason.
-
-Nothing here draws: the figure is drawn by ``analysis.results.plot`` from a checked document.
+A well-formed document (``document.from_json``) can still ask for tens of thousands of
+names or labels thousands of characters long: minutes of drawing in a service that
+serves everyone. The caps are far above what a release needs; ``hzz run`` checks its own
+document with ``validate_document`` before writing or publishing it, and the plotter
+every message with ``check_limits``, dead-lettering one over a cap.
 """
 
 from __future__ import annotations

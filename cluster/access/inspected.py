@@ -1,15 +1,10 @@
 """Inspections of remote files kept between runs: a second run opens no file header.
 
-Opening a remote ROOT file's tree takes three dependent requests (the file header, the
-directory, the tree's metadata): at 100 ms round trip a third of a second per file,
-minutes for thousands. What the inspection learns (entries, basket boundaries, the
-branches' form, the stand-in mark) does not change while the file does not, so it is
-kept here, one small JSON file per URL, with what identified the file when it was
-inspected: its size and the server's ETag and Last-Modified (the HEAD every run makes
-anyway, ``cluster.access.remote.check_reachable``). A file whose answer differs, or
-whose server gives neither header, is inspected again. The tree header the inspection
-recorded (``analysis.inputs.headers``, base64 in the JSON) is kept too: with it the readers
-open the file without a request, so a second run asks the server for no header at all.
+What an inspection learns (entries, basket boundaries, the branches' form, the stand-in
+mark, the recorded tree header) does not change while the file does not, so it is kept
+here, one small JSON file per URL, with what identified the file then: its size, ETag
+and Last-Modified from the HEAD every run makes anyway (``cluster.access.remote``). A
+file whose answer differs, or whose server gives neither header, is inspected again.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def reader_class(file_path: str) -> type[uproot.source.chunk.Source]:
 class SourceReader(uproot.source.chunk.Source):
     """Given to ``uproot.open`` as ``handler``: each path is read by ``reader_class``'s."""
 
-    def __new__(cls, file_path: str, **options: Any) -> uproot.source.chunk.Source:  # type: ignore[misc]
+    def __new__(cls, file_path: str, **options: Any) -> uproot.source.chunk.Source:
         return reader_class(file_path)(file_path, **options)
 
 

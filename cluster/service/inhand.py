@@ -1,22 +1,11 @@
-"""Which messages the plotter started handling and never finished, on disk next to the figures.
+"""Which messages the plotter started handling and never finished: the crash limit.
 
-A message that kills the plotter process itself (SIGKILL, the kernel's OOM killer, a
-crash in native code) is never acked, so the broker redelivers it to the restarted
-service, which could die on it again, for ever. Before handling a message the plotter
-counts the start in ``DIR/.hzz-in-hand/KEY`` and removes that file once the message
-is settled (acked, dead-lettered or handed back while the process lives on); only a
-process that dies while handling leaves its count behind. A delivery whose file says
-the plotter already stopped ``limit`` times while handling it is dead-lettered
-instead of handled.
-
-KEY is the SHA-256 of the message body as it came off the wire: known before anything
-of the message is parsed (parsing could be what kills the process), and the same for a
-redelivery and for a resend of the same document. One small file per key, written to a
-temporary name and renamed (a reader never sees half a count), and removed with an
-unlink, which needs no free space: a full disk cannot leave a count behind for a
-message the service survived. An exclusive file lock (``filelock``, as the ledger's)
-makes read-count-write atomic across plotters sharing DIR. A count left by a message
-that was deleted from the queue is harmless; delete the directory to forget them all.
+A message that kills the plotter process itself is never acked and comes back after
+every restart. The plotter counts each start of handling in ``DIR/.hzz-in-hand/KEY``
+(KEY: the SHA-256 of the body, known before anything of it is parsed) and removes the
+count once the message is settled; a delivery found with ``limit`` unfinished starts is
+dead-lettered instead of handled. A count is written whole and renamed, removed with an
+unlink (a full disk cannot keep one), under a file lock shared by the plotters of DIR.
 """
 
 from __future__ import annotations

@@ -1,29 +1,13 @@
-"""``hzz plotter``: the service loop that turns queued histogram documents into figures.
+"""``hzz plotter``: queued histogram documents turned into figures, each exactly once.
 
-At-least-once delivery made exactly-once on disk: prefetch 1, manual acks, the ack
-sent only after the PNG is written and recorded in the ledger (``cluster.service.ledger``),
-so a crash redelivers the message and the ledger stops a second figure. A message
-that is not a valid document is never retried: it goes to the dead-letter queue
-with the reason in header ``x-hzz-reject-reason`` and the service carries on.
-What a message may hold, and what makes it a document, is ``cluster.service.messages``.
-
-Whatever follows from a message (its content, names, times, a figure that cannot be
-drawn or takes too long) dead-letters that message with the reason; only a fault of
-the plotter's surroundings keeps it. A figure is drawn in a forked child process with
-a time limit (``render_timeout_s``) while this process keeps the broker link alive
-(heartbeats), so one slow or crashing document can neither stall the queue nor make
-the broker drop the link and redeliver it for ever. When the output directory cannot
-be written (full, read-only), the message goes back to the queue, the service stops
-consuming, says so in its log and health file (state ``not consuming``) and probes the
-directory with backoff until it can write again; it does not exit. When a document
-asks for a fit (``figure.fit``), the child also makes the post-fit figure, the fit
-results and the pyhf workspace, written beside the figure; a document the model cannot
-fit still gets its figure.
-
-A message that kills this process itself (not its drawing child) comes back after the
-restart; the service counts on disk each start of handling a message that never finished
-(``cluster.service.inhand``) and dead-letters a message once the plotter has stopped
-``crash_limit`` times while handling it, so no message can bring the service down for ever.
+Prefetch 1 and manual acks, the ack sent only once the PNG is written and recorded in
+the ledger (``cluster.service.ledger``): a crash redelivers, the ledger stops a second
+figure. Whatever follows from a message (its content, a figure that fails or takes too
+long in its forked drawing process, a message that keeps killing the service:
+``cluster.service.inhand``) dead-letters it with the reason in ``x-hzz-reject-reason``
+and the service goes on; a fault of its surroundings (an output directory it cannot
+write) hands the message back and pauses consuming until it can write again
+(docs/plotting-service.md).
 """
 
 from __future__ import annotations
