@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import awkward as ak
 import dask
@@ -64,12 +64,15 @@ class ComputedSample(SampleFiles):
     summaries: ak.Array
 
 
+S = TypeVar("S", bound=SampleFiles)
+
+
 @dataclass
-class ComputedGraph:
-    """A computed run: each sample's records; the samples not found or skipped."""
+class _Run(Generic[S]):
+    """A run's samples, and the samples not found or skipped."""
 
     release: Release
-    samples: list[ComputedSample]
+    samples: list[S]
     missing: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
 
@@ -80,13 +83,13 @@ class ComputedGraph:
 
 
 @dataclass
-class AnalysisGraph:
-    """The whole run: one SampleGraph per sample found; the samples not found or skipped."""
+class ComputedGraph(_Run[ComputedSample]):
+    """A computed run: each sample's records; the samples not found or skipped."""
 
-    release: Release
-    samples: list[SampleGraph]
-    missing: list[str] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
+
+@dataclass
+class AnalysisGraph(_Run[SampleGraph]):
+    """The whole run: one SampleGraph per sample found; the samples not found or skipped."""
 
     def outputs(self) -> list[tuple[Any]]:
         """Everything to hand to a single ``dask.compute`` call."""
@@ -102,11 +105,6 @@ class AnalysisGraph:
             for graph, (summaries,) in zip(self.samples, outputs, strict=True)
         ]
         return ComputedGraph(self.release, samples, list(self.missing), list(self.skipped))
-
-    @property
-    def generated(self) -> list[str]:
-        """Names of the samples read from simulated stand-ins, for the document and figure."""
-        return [s.sample.name for s in self.samples if s.generated]
 
 
 def _empty_outputs(release: Release) -> tuple[Any]:

@@ -24,7 +24,17 @@ from cluster.service.ledger import PNG_KEY, Ledger, png_message_id
 from cluster.service.plotter import PAUSE_ENV, REASON_HEADER
 from cluster.service.publisher import GZIP_ABOVE_BYTES, message_id_for, publish
 
-from .helpers import UNREACHABLE, URL, Broker, Plotter, hzz, make_document, pngs, wait_for
+from .helpers import (
+    UNREACHABLE,
+    URL,
+    Broker,
+    Plotter,
+    hzz,
+    make_document,
+    pngs,
+    run_args,
+    wait_for,
+)
 
 # --------------------------------------------------------------------------- tests
 
@@ -226,23 +236,8 @@ def test_unreachable_broker_keeps_document_then_publish(
     """`hzz run --broker` to nowhere: clear error, JSON kept; `hzz publish` then delivers it."""
     out = tmp_path / "run"
     run = hzz(
-        "run",
-        "--data",
-        str(mirror),
-        "--samples",
-        "data_A,Zee",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-        "--dashboard",
-        ":0",
-        "--no-progress",
-        "--broker",
-        UNREACHABLE,
-        "--broker-timeout",
-        "2",
-        *broker.names,
+        *run_args(mirror, out, "--samples", "data_A,Zee"),
+        *["--broker", UNREACHABLE, "--broker-timeout", "2", *broker.names],
     )
     assert run.returncode == 1, run.stderr
     kept = outputs_in(out, ".json")
