@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from cluster.defaults import setting
 
-from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, positive
+from .common import DEFAULT_OUT, EXIT_OK, HelpFormatter, add_seconds, positive
 
 if TYPE_CHECKING:
     from cluster.service.amqp import Topology
@@ -54,12 +54,11 @@ def add_broker_arguments(parser: argparse.ArgumentParser, run: bool = False) -> 
         default=setting("HZZ_QUEUE", DEFAULT_QUEUE),
         help="queue of the plotting service; its dead-letter queue is QUEUE.dead (env HZZ_QUEUE)",
     )
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--broker-timeout",
-        metavar="SECONDS",
-        action=positive(float),
-        default=DEFAULT_BROKER_TIMEOUT_S,
-        help="give up connecting/publishing after this long (publishing only)",
+        DEFAULT_BROKER_TIMEOUT_S,
+        "give up connecting/publishing after this long (publishing only)",
     )
 
 
@@ -188,19 +187,17 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         help="handle one message and exit: 0 plotted (or already plotted), 2 dead-lettered, "
         "1 none within --timeout",
     )
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--timeout",
-        metavar="SECONDS",
-        type=float,
-        default=None,
-        help="with --once: give up after this long without a message (default: wait)",
+        None,
+        "with --once: give up after this long without a message (default: wait)",
     )
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--render-timeout",
-        metavar="SECONDS",
-        action=positive(float),
-        default=DEFAULT_RENDER_TIMEOUT_S,
-        help="longest time to draw one figure; a document that takes longer is "
+        DEFAULT_RENDER_TIMEOUT_S,
+        "longest time to draw one figure; a document that takes longer is "
         "dead-lettered (the figure is drawn in a child process, the service goes on)",
     )
     parser.add_argument(

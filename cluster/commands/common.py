@@ -68,3 +68,10 @@ def positive(kind: Callable[[str], Any] = int, *, zero: bool = False) -> Any:
     """``add_argument(…, action=positive(float))``: a number that must be positive (with
     ``zero``: not negative), else "OPTION must be positive" and exit 2. NaN is neither."""
     return functools.partial(_Positive, type=kind, zero=zero)
+
+
+def add_seconds(
+    parser: argparse.ArgumentParser, flag: str, default: float | None, help: str
+) -> None:
+    """An option of ``SECONDS``: a positive number (``positive(float)``)."""
+    parser.add_argument(flag, metavar="SECONDS", action=positive(float), default=default, help=help)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, HelpFormatter, names, positive
+from .common import EXIT_OK, HelpFormatter, add_seconds, names, positive
 
 
 def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,12 +34,11 @@ def add_download_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"{described(lambda s: s.downloadable)} base URL to download from (default: the "
         "release's HTTPS server)",
     )
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--timeout",
-        metavar="SECONDS",
-        action=positive(float),
-        default=DEFAULT_TIMEOUT_S,
-        help="how long to wait for the server to connect or send data",
+        DEFAULT_TIMEOUT_S,
+        "how long to wait for the server to connect or send data",
     )
     parser.add_argument(
         "--retries",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import EXIT_FAILED, EXIT_OK, HelpFormatter
+from .common import EXIT_FAILED, EXIT_OK, HelpFormatter, add_seconds
 
 #: A heartbeat older than this fails the check (the plotter refreshes it every second
 #: while it waits for messages, and after each figure).
@@ -23,12 +23,11 @@ def add_health_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="the service's heartbeat file")
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--max-age",
-        metavar="SECONDS",
-        type=float,
-        default=DEFAULT_MAX_AGE_S,
-        help="oldest heartbeat still counted as healthy",
+        DEFAULT_MAX_AGE_S,
+        "oldest heartbeat still counted as healthy",
     )
     parser.set_defaults(handler=health_command)
 

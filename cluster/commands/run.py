@@ -20,6 +20,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     HelpFormatter,
+    add_seconds,
     names,
     positive,
     step_size,
@@ -125,19 +126,17 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "reused by later runs, "
         "which then read nothing from the server) and run on the copies",
     )
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--timeout",
-        metavar="SECONDS",
-        action=positive(float),
-        default=DEFAULT_TIMEOUT_S,
-        help="how long to wait for a remote server before failing with the URL tried",
+        DEFAULT_TIMEOUT_S,
+        "how long to wait for a remote server before failing with the URL tried",
     )
-    parser.add_argument(
+    add_seconds(
+        parser,
         "--worker-timeout",
-        metavar="SECONDS",
-        action=positive(float),
-        default=DEFAULT_WORKER_TIMEOUT_S,
-        help="fail (exit 1) after this long without a --scheduler to connect to, or without "
+        DEFAULT_WORKER_TIMEOUT_S,
+        "fail (exit 1) after this long without a --scheduler to connect to, or without "
         "any Dask worker before or during the computation; a lost worker's tasks are rerun "
         "on the others",
     )
