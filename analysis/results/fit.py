@@ -38,7 +38,8 @@ class FitError(InputError):
     """The document cannot be fitted (no data, no signal, …); the message says why."""
 
 
-def _require_pyhf() -> Any:
+def require_pyhf() -> Any:
+    """pyhf, set up for these fits (FitError naming the extra when it is not installed)."""
     try:
         import pyhf
     except ImportError as err:  # the optional extra is not installed
@@ -232,7 +233,7 @@ def _total_error(model: Any, pars: np.ndarray, covariance: np.ndarray) -> np.nda
 
 def fit_spec(spec: dict[str, Any], notes: Sequence[str] = ()) -> FitResult:
     """Fit a workspace: μ̂ ± σ, discovery significance, CLs at μ = 1, pulls, yields."""
-    pyhf = _require_pyhf()
+    pyhf = require_pyhf()
     workspace = pyhf.Workspace(spec)
     model = workspace.model()
     data = workspace.data(model)

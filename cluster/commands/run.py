@@ -182,6 +182,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop_on_interrupt)
     publishing = bool(args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"))
+    if publishing:  # imported now: not while the cluster shuts down (runtime.run)
+        import cluster.service.publisher  # noqa: F401
     options = RunOptions(
         locations=_locations(args),
         samples=args.samples,

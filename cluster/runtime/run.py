@@ -114,6 +114,7 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         if target.publish is None:
             warming.start()
         result = run_analysis(connect, release, options)  # remote files checked meanwhile
+        _import_what_follows(target)
     except MissingFileError as err:
         err.add_note(
             "--allow-missing goes on without the samples whose file is absent; "
@@ -171,6 +172,22 @@ def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
     release.select(options.samples, options.groups)  # an unknown name: InputError
     check_writable(out_dir)  # before the cluster starts, not after the computation
     return remote
+
+
+def _import_what_follows(target: RunTarget) -> None:
+    """Import what the run needs after its cluster starts shutting down, before it does.
+
+    The local scheduler removes its directory from ``sys.path`` when it closes, in the
+    background while the figure is written: an import running then can iterate past
+    site-packages and fail with ModuleNotFoundError (it happened to pika, publishing)."""
+    import analysis.results.outputs
+    import analysis.results.products
+    import analysis.results.validation  # noqa: F401
+
+    if target.fit:
+        from analysis.results.fit import require_pyhf
+
+        require_pyhf()
 
 
 def _warm_up_figure(release: Release) -> None:
