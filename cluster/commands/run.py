@@ -178,9 +178,9 @@ def _stop_on_interrupt(signum: int, frame: object) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGINT, _stop_on_interrupt)
     from cluster.runtime.run import RunOptions, RunTarget, run
 
-    signal.signal(signal.SIGINT, _stop_on_interrupt)
     publishing = bool(args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"))
     if publishing:  # imported now: not while the cluster shuts down (runtime.run)
         import cluster.service.publisher  # noqa: F401
