@@ -21,6 +21,7 @@ from .common import (
     EXIT_OK,
     HelpFormatter,
     add_seconds,
+    local_workers,
     names,
     positive,
     step_size,
@@ -70,7 +71,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers",
         metavar="N",
-        action=positive(),
+        action=local_workers(),
         default=None,
         help="worker processes of the local cluster (default: one per core)",
     )

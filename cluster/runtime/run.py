@@ -156,7 +156,7 @@ def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
     """Before anything starts: each data location readable (a local one a directory),
     the samples and groups known, the output directory writable. Whether any location
     is remote."""
-    from analysis.inputs.locations import local_path
+    from analysis.inputs.locations import local_path, unusable_path
     from analysis.inputs.sources import readable
     from analysis.results.outputs import check_writable
 
@@ -167,8 +167,9 @@ def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
         except InputError as err:
             raise InputError(f"--data {err}") from err
         remote = remote or source.remote
-        if not source.remote and not Path(local_path(location)).is_dir():
-            raise InputError(f"--data {location}: no such directory")
+        problem = None if source.remote else unusable_path(local_path(location), directory=True)
+        if problem is not None:  # e.g. "No such file or directory", a symbolic-link loop
+            raise InputError(f"--data {location}: {problem}")
     release.select(options.samples, options.groups)  # an unknown name: InputError
     check_writable(out_dir)  # before the cluster starts, not after the computation
     return remote
