@@ -148,6 +148,15 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "the post-fit figure, the fit results and the pyhf workspace beside the document and "
         "prints the fit table",
     )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        default=setting("HZZ_CHECKPOINT"),
+        help="keep each computed partition in DIR as it finishes and reuse those kept: a "
+        "run that stopped resumes where it was, a rerun computes only what changed (kept "
+        "by file identity, entry range and analysis version); prints 'checkpoint: K of N "
+        "partitions reused' (env HZZ_CHECKPOINT; bound it with hzz checkpoint prune)",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -195,6 +204,7 @@ def run_command(args: argparse.Namespace) -> int:
         worker_timeout_s=args.worker_timeout,
         cache_dir=Path(args.cache) if args.cache else None,
         timeout_s=args.timeout,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
     )
     target = RunTarget(
         out_dir=Path(args.out),
