@@ -18,6 +18,7 @@ from types import MappingProxyType
 ENVIRONMENT = {
     "HZZ_DATA": "hzz run: data locations, comma-separated (as --data)",
     "HZZ_SCHEDULER": "hzz run: a running Dask scheduler (as --scheduler)",
+    "HZZ_CERTIFICATES": "hzz run: the Dask certificates directory (as --certificates)",
     "HZZ_BROKER": "the broker URL (as --broker; prefer HZZ_BROKER_FILE)",
     "HZZ_BROKER_FILE": "a file holding the broker URL, e.g. a swarm secret",
     "HZZ_BROKER_CA": "amqps://: the CA file that signed the broker's certificate",
@@ -31,6 +32,11 @@ ENVIRONMENT = {
     "XDG_CACHE_HOME": "the user's cache directory (default ~/.cache)",
     "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK": "tests only: seconds the plotter waits before an ack",
 }
+
+#: Variables that carry the broker's credentials: only the plotter and ``hzz run``'s own
+#: process get them. A Dask scheduler or worker holding them would hand them to any
+#: client that asks (``client.run(os.environ.get, …)``).
+BROKER_SECRETS = ("HZZ_BROKER", "HZZ_BROKER_FILE")
 
 
 @functools.cache

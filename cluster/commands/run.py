@@ -78,8 +78,19 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--scheduler",
         metavar="ADDRESS",
         default=setting("HZZ_SCHEDULER"),
-        help="address of a running Dask scheduler, e.g. tcp://scheduler:8786 "
-        "(env HZZ_SCHEDULER); default: start a local cluster",
+        help="address of a running Dask scheduler, e.g. tls://scheduler:8786 "
+        "(env HZZ_SCHEDULER); default: start a local cluster (mutual TLS, certificates "
+        "made for it)",
+    )
+    parser.add_argument(
+        "--certificates",
+        metavar="DIR",
+        type=Path,
+        default=setting("HZZ_CERTIFICATES"),
+        help="with --scheduler: the directory of the cluster's certificates (hzz "
+        "certificates; hzz cluster up prints it) whose client certificate and CA this run "
+        "presents and trusts (env HZZ_CERTIFICATES; default: Dask's config "
+        "distributed.comm.tls)",
     )
     parser.add_argument(
         "--step-size",
@@ -209,6 +220,7 @@ def run_command(args: argparse.Namespace) -> int:
     target = RunTarget(
         out_dir=Path(args.out),
         scheduler=args.scheduler,
+        certificates=args.certificates,
         workers=args.workers,
         dashboard=args.dashboard,
         fit=args.fit,

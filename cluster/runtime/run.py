@@ -88,6 +88,7 @@ class RunTarget:
 
     out_dir: Path
     scheduler: str | None = None  # a running Dask scheduler; None: a local cluster
+    certificates: Path | None = None  # the client certificate for it (hzz certificates)
     workers: int | None = None  # the local cluster's worker processes (None: one per core)
     dashboard: str = DEFAULT_DASHBOARD
     fit: bool = False  # the fit is made where the figure is drawn: here, or by the plotter
@@ -112,6 +113,7 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         threads_per_worker=REMOTE_THREADS_PER_WORKER if remote else 1,
         dashboard_address=target.dashboard,
         connect_timeout_s=options.worker_timeout_s,
+        certificates=target.certificates,
     )
     warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
     try:
