@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from analysis.inputs.catalogue import Release
     from analysis.inputs.files import FileInfo
     from analysis.results.document import HistogramDocument
-    from analysis.results.fit import FitResult
+    from analysis.results.fit import FitError, FitResult
     from cluster.access.remote import RemoteFile
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,13 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         target.publish(saved, document.to_json())
         return
     warming.join()  # one figure at a time: matplotlib's settings are the process's
-    try:
-        written, fitted = write_outputs(result, target.out_dir)
-    except HZZError as err:  # a document the model cannot fit: nothing is written
-        err.add_note("nothing written")
-        raise
+    fit_failed: list[FitError] = []
+    written, fitted = write_outputs(result, target.out_dir, fit_failed.append)
+    if fit_failed:  # the figure and the document are kept; the fit's failure is the exit
+        error = fit_failed[0]
+        error.add_note(f"figure:   {written['.png']}")
+        error.add_note(f"document: {written['.json']} (hzz fit DOCUMENT fits it again)")
+        raise error
     if fitted is not None:
         print(fitted.table())
     print(f"figure:   {written['.png']}")
@@ -393,15 +395,19 @@ def _with_validator(info: FileInfo, checked: RemoteFile | None) -> FileInfo:
 
 
 def write_outputs(
-    result: analysis.AnalysisResult, out_dir: Path
+    result: analysis.AnalysisResult,
+    out_dir: Path,
+    on_fit_error: Callable[[FitError], None] | None = None,
 ) -> tuple[dict[str, Path], FitResult | None]:
     """The PNG and the JSON document side by side, with one timestamped stem; when the
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
-    and the pyhf workspace. Returns the paths by name ending, and the fit result."""
+    and the pyhf workspace. Returns the paths by name ending, and the fit result.
+    A fit that fails is handed to ``on_fit_error`` (the figure and document are still
+    written), or raised as FitError before anything is written."""
     from analysis.results.products import render_products
 
     try:
-        contents, fitted = render_products(result.document)
+        contents, fitted = render_products(result.document, on_fit_error=on_fit_error)
     except InputError:
         raise  # a document the model cannot fit: said as it is
     except Exception as err:  # the figure code on a validated document: say so, no traceback
