@@ -141,6 +141,15 @@ def test_plain_pyhf_refits_the_written_workspace(fitted: tuple[FitResult, dict])
     assert any("stand-ins" in note for note in result.notes)
 
 
+def test_the_table_is_plain_text_with_data_as_counts(fitted: tuple[FitResult, dict]) -> None:
+    result, _ = fitted
+    table = result.table()
+    assert "$" not in table and "\\" not in table
+    assert "stand-ins for Background ZZ*, Signal (m_H = 125 GeV)" in table
+    (data,) = [line.split() for line in table.splitlines() if line.split()[:1] == ["data"]]
+    assert data == ["data", "371"]
+
+
 def _texts(figure) -> str:
     return "\n".join(t.get_text() for t in figure.findobj(lambda a: hasattr(a, "get_text")))
 

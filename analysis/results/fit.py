@@ -191,8 +191,11 @@ class FitResult:
         lines.append("  yields in the m4l range   pre-fit   post-fit")
         for key, value in self.prefit_yields.items():
             post = self.postfit_yields.get(key)
-            after = "" if post is None else f"{post:9.2f}"
-            lines.append(f"    {key:<22}{value:9.2f} {after}")
+            if post is None and value.is_integer():  # data: counted events
+                lines.append(f"    {key:<22}{int(value):9d}")
+            else:
+                after = "" if post is None else f"{post:9.2f}"
+                lines.append(f"    {key:<22}{value:9.2f} {after}".rstrip())
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -288,7 +291,7 @@ def fit_notes(document: HistogramDocument) -> list[str]:
     """What the reader of the fit must know about its inputs (stand-ins, missing samples)."""
     notes = []
     if document.generated:
-        labels = sorted({g.label for n in document.generated if (g := document.group_of(n))})
+        labels = sorted({g.plain_label for n in document.generated if (g := document.group_of(n))})
         notes.append(
             "simulated stand-ins for "
             + ", ".join(labels)
@@ -296,7 +299,7 @@ def fit_notes(document: HistogramDocument) -> list[str]:
             "not the real ones; the fit is a demonstration, not a measurement"
         )
     if document.missing:
-        labels = sorted({g.label for n in document.missing if (g := document.group_of(n))})
+        labels = sorted({g.plain_label for n in document.missing if (g := document.group_of(n))})
         notes.append("missing, not in the model: " + ", ".join(labels or document.missing))
     return notes
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from cluster.defaults import setting
 
-from .broker import add_broker_arguments
+from .broker import add_broker_arguments, command_to
 from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
 
 
@@ -64,6 +65,7 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def up_command(args: argparse.Namespace) -> int:
     from cluster.runtime.localstack import up
+    from cluster.service.amqp import broker_url
 
     plotter_args = None
     plotter_env = {}
@@ -88,7 +90,11 @@ def up_command(args: argparse.Namespace) -> int:
     if plotter_args is not None:
         print(f"plotter:   PNGs into {plotter_args[1]}")
     print(f"state:     {args.dir.resolve() / 'state.json'}")
-    print(f"run with:  hzz run --scheduler {state.scheduler}")
+    run = ["hzz", "run", "--scheduler", state.scheduler]
+    if plotter_args is None:
+        print(f"run with:  {shlex.join(run)}")
+    else:  # the run sends its histograms where this plotter listens
+        print(f"run with:  {command_to(run, broker_url(args.broker), args.exchange, args.queue)}")
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ def add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Build the binned likelihood of a histogram document (plot_….json of hzz run) "
             "with pyhf: signal strength mu in [0, 10], the scale-factor and m4l-scale "
-            "shape+normalisation systematics, the ZZ* normalisation (±10 %%) and per-bin MC "
+            "shape+normalisation systematics, the ZZ* normalisation (±10 %) and per-bin MC "
             "statistics (docs/fit.md). Prints mu ± error, the observed and expected discovery "
             "significance, CLs at mu = 1 and the pulls, and writes beside the document: "
             "STEM.postfit.png, STEM.fit.json and STEM.workspace.json (refit it with pyhf "

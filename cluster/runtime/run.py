@@ -224,6 +224,7 @@ class WatchedCompute:
         self.client = client
         self.worker_timeout_s = worker_timeout_s
         self.show_progress = show_progress
+        self.label = "inspecting the files"  # what the next progress bar counts
 
     def __call__(self, collections: Sequence[Any]) -> list[Any]:
         wait_for_a_worker(self.client, self.worker_timeout_s)
@@ -232,6 +233,7 @@ class WatchedCompute:
         with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
             try:
                 if self.show_progress:
+                    print(f"{self.label}:", flush=True)
                     progress(futures, notebook=False)
                     print(flush=True)
                 return list(self.client.gather(futures))
@@ -260,6 +262,7 @@ def run_analysis(
     inspection, compute = inspect_inputs(client, release, options)
     graph = analysis.build(inspection, options.step_size)
     began = time.monotonic()
+    compute.label = "reading the events and filling the histograms"
     computed = compute_graph(graph, compute)
     log.info("computed in %.2f s", time.monotonic() - began)
     return analysis.collect(graph, computed, options.skip_bad_files)
