@@ -53,6 +53,8 @@ def blocks() -> list[Block]:
     return found
 
 
+CHECKPOINT_GUIDE = "tests/test_checkpoint.py::test_the_user_guide_commands_run_as_written"
+
 #: The blocks run by another test or a CI step, by page and first line: where.
 RUN_BY: dict[tuple[str, str], str] = {
     ("README.md", "# 1. set up and run the main job on an embedded local Dask cluster"): (
@@ -83,6 +85,9 @@ RUN_BY: dict[tuple[str, str], str] = {
      "# the service: one PNG per document"): (
         "tests/test_broker.py::test_run_with_broker_sends_the_figure_to_the_service"
     ),
+    ("docs/user-guide.md", ".venv/bin/hzz run --data ../shared/data/atlas-opendata-2020/4lep "
+     "--allow-missing --checkpoint checkpoints"): CHECKPOINT_GUIDE,
+    ("docs/user-guide.md", "checkpoint: 12 of 20 partitions reused"): CHECKPOINT_GUIDE,
     ("bench/README.md", "python -m bench                     # full: 5M events, 3 rounds, "
      "≈ 3–4 min on 2 cores (+ input generation the first time)"): ".ci/run",
 }  # fmt: skip
@@ -155,13 +160,21 @@ def test_the_named_runner_exists_and_runs_the_blocks(where: str) -> None:
                 assert program in text, f"{where} runs no {command!r}"
 
 
-def _usage_options(command: list[str]) -> set[str]:
+def _command_parser(words: list[str]) -> argparse.ArgumentParser:
+    """The parser of ``hzz WORDS…``: subcommands followed as far as the words name them."""
     from cluster.cli import build_parser
 
     parser = build_parser()
-    for word in command:
-        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        parser = sub.choices[word]
+    for word in words:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
+def _usage_options(words: list[str]) -> set[str]:
+    parser = _command_parser(words)
     return {o for action in parser._actions for o in action.option_strings}
 
 
@@ -174,8 +187,7 @@ def test_the_usage_lines_name_real_options() -> None:
             words = command.replace(".venv/bin/hzz", "hzz").replace("…", "").split()
             if words[:1] != ["hzz"]:
                 continue
-            path = [words[1]] + ([words[2]] if words[1] == "cluster" else [])
-            known = _usage_options(path)
+            known = _usage_options(words[1:])
             named = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", " ".join(words)))
             assert named <= known, f"{block.page}:{block.line}: {sorted(named - known)}"
             checked += 1
