@@ -19,6 +19,7 @@ import pytest
 
 from analysis.results.document import from_json
 from analysis.results.outputs import outputs_in
+from analysis.results.products import fit_endings
 
 from .helpers import MIRROR_2020, ROOT, SHARED_DATA
 
@@ -285,7 +286,9 @@ def test_the_fit_pages_python_runs(
     assert "signal strength mu" in capsys.readouterr().out
     # The second block refits the workspace the first one wrote, with pyhf alone.
     (workspace,) = [body for ending, body in files.items() if ending.endswith("workspace.json")]
-    (tmp_path / f"{name}.workspace.json").write_bytes(workspace)
+    (kept,) = re.findall(r'open\("([^"]+\.workspace\.json)"\)', refit.text)
+    assert kept == f"{name}{fit_endings().workspace_json}"  # the name hzz fit gives it
+    (tmp_path / kept).write_bytes(workspace)
     exec(compile(refit.text, "docs/fit.md", "exec"), {})
     mu, error = (float(x) for x in capsys.readouterr().out.strip("[] \n").split())
     assert mu == pytest.approx(result.mu, rel=1e-3) and error > 0

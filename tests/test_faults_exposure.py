@@ -218,7 +218,7 @@ def test_publish_reads_no_more_than_the_plotter_accepts(tmp_path: Path) -> None:
 @pytest.mark.cluster
 def test_ctrl_c_stops_a_run_with_one_line(mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    args = run_args(mirror, out, "--workers", "2", "--step-size", "10")
+    args = run_args(mirror, out, "--allow-missing", "--workers", "2", "--step-size", "10")
     process = subprocess.Popen(
         [sys.executable, "-m", "cluster.cli", *args],
         stdout=subprocess.PIPE,

@@ -342,7 +342,11 @@ def _draw_labels(document: HistogramDocument, ax: Axes, fit: FitResult | None, d
         loc=4,
         ax=ax,
     )
-    stage = f"Post-fit, $\\hat{{\\mu}}$ = {fit.mu:.2f} ± {fit.mu_error:.2f}" if fit else "Pre-fit"
+    stage = (
+        f"Post-fit, {fit.model} model\n$\\hat{{\\mu}}$ = {fit.mu:.2f} ± {fit.mu_error:.2f}"
+        if fit
+        else "Pre-fit"
+    )
     ax.text(  # under the legend, where the m4l spectrum is low
         0.97,
         0.66,

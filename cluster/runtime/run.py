@@ -159,9 +159,9 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     if fitted is not None:
-        print(f"post-fit figure: {written['.postfit.png']}")
-        print(f"fit results:     {written['.fit.json']}")
-        print(f"pyhf workspace:  {written['.workspace.json']}")
+        from analysis.results.products import fit_files_text
+
+        print(fit_files_text(written, fitted.model))
 
 
 def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
