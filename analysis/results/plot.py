@@ -64,9 +64,16 @@ def _labels(document: HistogramDocument, names: list[str]) -> str:
 
 
 def notes(document: HistogramDocument) -> list[str]:
-    """The strip under the axes: what is missing, partial, simulated, incomplete or out
-    of range. A group is "not drawn" only when none of its samples ran."""
+    """The strip under the axes: how far a run still computing is, and what is missing,
+    partial, simulated, incomplete or out of range. A group is "not drawn" only when
+    none of its samples ran."""
     lines = []
+    if document.partial is not None:
+        progress = document.partial
+        lines.append(
+            f"partial: {progress.done}/{progress.total} partitions "
+            f"({progress.events:,} events read so far)"
+        )
     if document.generated:
         lines.append("Simulated stand-ins: " + _labels(document, document.generated))
         lines.append(

@@ -117,21 +117,37 @@ def command_to(words: list[str], broker: str | None, exchange: str, queue: str) 
     return shlex.join(words) + where
 
 
-def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
-    """Publish a document saved at ``path``; on failure say where it is kept."""
+def publish_saved(path: Path, body: bytes, args: argparse.Namespace, run: str | None = None) -> int:
+    """Publish a document saved at ``path`` (the last of ``run``, if it was live); on
+    failure say where it is kept."""
     from analysis.errors import RunFailure
     from cluster.service.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
     from cluster.service.publisher import publish
 
     try:
         url = broker_url(args.broker)
-        sent = publish(body, url, _topology(args), args.broker_timeout)
+        sent = publish(body, url, _topology(args), args.broker_timeout, run=run)
     except (BrokerConfigError, BrokerUnavailable) as err:
         failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
         failure.add_note(f"document kept at {path}; resend with: {resend_command(path, args)}")
         raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
     return EXIT_OK
+
+
+#: Longest a partial document of a live run may take to publish: the next one follows.
+PARTIAL_TIMEOUT_S = 5.0
+
+
+def publish_partial(body: bytes, args: argparse.Namespace, run: str | None) -> None:
+    """Publish a partial document of the live run ``run`` (``hzz run --live``): not
+    persistent; a failure is the caller's to log (the run goes on)."""
+    from cluster.service.amqp import broker_url
+    from cluster.service.publisher import publish
+
+    url = broker_url(args.broker)
+    timeout = min(args.broker_timeout, PARTIAL_TIMEOUT_S)
+    publish(body, url, _topology(args), timeout, run=run, persistent=False)
 
 
 def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -32,6 +32,7 @@ from cluster.defaults import (
 )
 
 from .clusters import BackgroundClient
+from .live import LiveResults
 from .watchdog import WorkerWatchdog, wait_for_a_worker
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class RunOptions:
     #: Hand the result so far to ``on_partial`` while computing (--live), at most this often.
     live_interval_s: float = DEFAULT_LIVE_INTERVAL_S
     on_partial: Callable[[analysis.AnalysisResult], object] | None = None
-    #: Names the run in its partial documents (the plotter's live figure of it).
+    #: A live run's name (--live), in its partial documents and live figure; None: not live.
     run_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -93,6 +94,8 @@ class RunTarget:
     dashboard: str = DEFAULT_DASHBOARD
     fit: bool = False  # the fit is made where the figure is drawn: here, or by the plotter
     publish: Publish | None = None  # None: draw the figure here
+    #: With ``publish`` and --live: hands a partial document's JSON to the plotting service.
+    publish_partial: Callable[[bytes], object] | None = None
 
 
 def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
@@ -115,6 +118,11 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         connect_timeout_s=options.worker_timeout_s,
         certificates=target.certificates,
     )
+    live = _live_results(options.run_id, target)
+    if live is not None:
+        options = replace(options, on_partial=live)
+    # A live run drawing here warms the figure up with its first partial result.
+    warm = target.publish is None and live is None
     warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
     try:
 
@@ -123,7 +131,7 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             return client
 
-        if target.publish is None:
+        if warm:
             warming.start()
         result = run_analysis(connect, release, options)  # remote files checked meanwhile
         _import_what_follows(target)
@@ -138,6 +146,8 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         err.add_note("nothing written")
         raise
     finally:
+        if live is not None:
+            live.close()
         cluster.close()
     document = _validated(result.document)
     print(result.yields_table())
@@ -148,12 +158,17 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         print(f"document: {saved}")
         target.publish(saved, document.to_json())
         return
-    warming.join()  # one figure at a time: matplotlib's settings are the process's
+    if warm:
+        warming.join()  # one figure at a time: matplotlib's settings are the process's
     try:
         written, fitted = write_outputs(result, target.out_dir)
     except HZZError as err:  # a document the model cannot fit: nothing is written
         err.add_note("nothing written")
         raise
+    if options.run_id is not None:  # the live figure ends as the result
+        from analysis.results.outputs import replace_live
+
+        replace_live(target.out_dir, options.run_id, written[".png"].read_bytes())
     if fitted is not None:
         print(fitted.table())
     print(f"figure:   {written['.png']}")
@@ -162,6 +177,29 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         from analysis.results.products import fit_files_text
 
         print(fit_files_text(written, fitted.model))
+
+
+def _live_results(run_id: str | None, target: RunTarget) -> LiveResults | None:
+    """The ``on_partial`` of a live run: its partial documents published to the
+    plotting service, or drawn here into ``OUT/live/<run>.png``."""
+    if run_id is None:
+        return None
+    from analysis.results.outputs import live_path, replace_live
+
+    if target.publish is not None:
+        if target.publish_partial is None:
+            raise ValueError("a live run that publishes needs publish_partial")
+        send = target.publish_partial
+        print(f"live: partial documents of run {run_id} go to the plotting service", flush=True)
+        return LiveResults(lambda document: send(document.to_json()))
+
+    def draw(document: HistogramDocument) -> None:
+        from analysis.results.plot import render_png
+
+        replace_live(target.out_dir, run_id, render_png(document))
+
+    print(f"live figure: {live_path(target.out_dir, run_id)}", flush=True)
+    return LiveResults(draw)
 
 
 def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
