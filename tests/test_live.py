@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import urllib.error
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +21,17 @@ from analysis.results.plot import notes
 from cluster.service.ledger import Ledger
 from cluster.service.publisher import publish
 
-from .helpers import URL, Broker, Plotter, hzz_ok, make_document, pngs, run_args, wait_for
+from .helpers import (
+    URL,
+    Broker,
+    Chromium,
+    Plotter,
+    hzz_ok,
+    make_document,
+    pngs,
+    run_args,
+    wait_for,
+)
 
 
 def timeless(raw: dict) -> dict:
@@ -191,3 +204,66 @@ def test_the_plotter_keeps_one_live_figure_per_run_and_one_png(
     assert "partial 9/10" not in plotter.text()
     assert len(pngs(out)) == 1
     assert broker.counts(broker.topology.dead_letter_queue) == 0
+
+
+PAGE_STATE = """JSON.stringify(Array.from(document.querySelectorAll("figure")).map((f) => ({
+  id: f.id,
+  updated: f.querySelector(".updated").textContent,
+  src: f.querySelector("img").getAttribute("src"),
+  width: f.querySelector("img").naturalWidth,
+})))"""
+
+
+@pytest.mark.broker
+def test_the_live_page_shows_the_live_figure_in_a_browser(
+    tmp_path: Path, broker: Broker, plotters: list
+) -> None:
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed here (.ci/run installs it as root)")
+    out = tmp_path / "plots"
+    plotter = Plotter(out, broker, "--live-port", "0")
+    plotters.append(plotter)
+    found = wait_for(
+        lambda: re.search(r"live page: (http://127\.0\.0\.1:\d+/)", plotter.text()),
+        "the live page's address",
+    )
+    url = found.group(1)
+    publish(partial_document(3, 10, "run-page"), URL, broker.topology, run="run-page")
+    wait_for(lambda: (out / LIVE_DIR / "run-page.png").exists(), "the live figure")
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert "run-page" in response.read().decode()
+    for path in ("/../plots/live/run-page.png", "/run-page.json", "/live/", "/.hzz-plotted"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url.rstrip("/") + path, timeout=10)
+        assert refused.value.code == 404, path
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"x", method="POST"), timeout=10)
+    assert refused.value.code == 501
+
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.call("Page.navigate", url=url)
+
+        def shown() -> list[dict]:
+            state = json.loads(browser.evaluate(PAGE_STATE) or "[]")
+            return state if state and all(f["width"] > 0 for f in state) else []
+
+        (first,) = wait_for(shown, "the live figure drawn in the page")
+        assert first["id"] == "run-run-page"
+        shot = browser.screenshot(tmp_path / "live-page.png")
+        print(f"live page screenshot: {shot}")
+        assert shot.stat().st_size > 10_000
+
+        # The page reloads itself: a newer partial document shows without a navigation.
+        publish(partial_document(6, 10, "run-page"), URL, broker.topology, run="run-page")
+        wait_for(lambda: "partial 6/10" in plotter.text(), "the newer live figure")
+        (newer,) = wait_for(
+            lambda: [f for f in shown() if f["src"] != first["src"]], "the page reloaded"
+        )
+        assert newer["id"] == "run-run-page"
+        browser.screenshot(tmp_path / "live-page-reloaded.png")
+        print(f"live page screenshot after reload: {tmp_path / 'live-page-reloaded.png'}")
+    finally:
+        browser.close()

@@ -184,7 +184,12 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.defaults import DEFAULT_CRASH_LIMIT, DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
+    from cluster.defaults import (
+        DEFAULT_CRASH_LIMIT,
+        DEFAULT_LIVE_HOST,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_RENDER_TIMEOUT_S,
+    )
 
     parser = subparsers.add_parser(
         "plotter",
@@ -239,6 +244,21 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep FILE fresh while connected and consuming, for a container health "
         "check: hzz health FILE",
     )
+    parser.add_argument(
+        "--live-port",
+        metavar="PORT",
+        action=positive(zero=True),
+        default=None,
+        help="serve the live figures of runs started with hzz run --live (DIR/live/) on "
+        "this port: a read-only page that reloads itself (0: any free port, logged); "
+        "default: not served",
+    )
+    parser.add_argument(
+        "--live-host",
+        metavar="HOST",
+        default=DEFAULT_LIVE_HOST,
+        help="with --live-port: the address to listen on ('0.0.0.0': every interface)",
+    )
     parser.set_defaults(handler=plotter_command)
 
 
@@ -258,5 +278,7 @@ def plotter_command(args: argparse.Namespace) -> int:
         health_file=Path(args.health_file) if args.health_file else None,
         render_timeout_s=args.render_timeout,
         crash_limit=args.crash_limit,
+        live_port=None if args.live_port is None else int(args.live_port),
+        live_host=args.live_host,
     )
     return serve(options)

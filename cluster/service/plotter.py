@@ -39,6 +39,7 @@ from analysis.results.outputs import RUN_PATTERN, live_path, replace_live, write
 from analysis.results.plot import render_png
 from cluster.defaults import (
     DEFAULT_CRASH_LIMIT,
+    DEFAULT_LIVE_HOST,
     DEFAULT_MAX_BYTES,
     DEFAULT_RENDER_TIMEOUT_S,
     setting,
@@ -95,6 +96,8 @@ class PlotterOptions:
     health_file: Path | None = None  # refreshed while consuming (heartbeat.py)
     render_timeout_s: float = DEFAULT_RENDER_TIMEOUT_S  # longest drawing of one figure
     crash_limit: int = DEFAULT_CRASH_LIMIT  # stops while handling one message, then dead
+    live_port: int | None = None  # serve the live figures' page here (None: not served)
+    live_host: str = DEFAULT_LIVE_HOST
 
 
 class Plotter:
@@ -627,4 +630,19 @@ def serve(options: PlotterOptions) -> int:
     plotter = Plotter(options)
     signal.signal(signal.SIGTERM, plotter.stop)
     signal.signal(signal.SIGINT, plotter.stop)
-    return plotter.run()
+    page = None
+    if options.live_port is not None:
+        from analysis.errors import InputError
+
+        from .livepage import LivePage
+
+        try:
+            page = LivePage(options.out_dir, options.live_host, options.live_port).start()
+        except OSError as err:  # a port taken, an address not of this machine
+            where = f"{options.live_host} port {options.live_port}"
+            raise InputError(f"--live-port: cannot listen on {where}: {err.strerror}") from err
+    try:
+        return plotter.run()
+    finally:
+        if page is not None:
+            page.close()
