@@ -180,9 +180,9 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     if fitted is not None:
-        print(f"post-fit figure: {written['.postfit.png']}")
-        print(f"fit results:     {written['.fit.json']}")
-        print(f"pyhf workspace:  {written['.workspace.json']}")
+        from analysis.results.products import fit_files_text
+
+        print(fit_files_text(written, fitted.model))
 
 
 def _live_results(run_id: str | None, target: RunTarget) -> LiveResults | None:
@@ -281,6 +281,7 @@ class WatchedCompute:
         self.client = client
         self.worker_timeout_s = worker_timeout_s
         self.show_progress = show_progress
+        self.label = "inspecting the files"  # what the next progress bar counts
 
     def __call__(self, collections: Sequence[Any]) -> list[Any]:
         wait_for_a_worker(self.client, self.worker_timeout_s)
@@ -289,6 +290,7 @@ class WatchedCompute:
         with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
             try:
                 if self.show_progress:
+                    print(f"{self.label}:", flush=True)
                     progress(futures, notebook=False)
                     print(flush=True)
                 return list(self.client.gather(futures))
@@ -307,6 +309,7 @@ class WatchedCompute:
         index = {future.key: k for k, future in enumerate(futures)}
         bar = None
         if self.show_progress:
+            print(f"{self.label}:", flush=True)
             bar = threading.Thread(
                 target=progress, args=(futures,), kwargs={"notebook": False}, daemon=True
             )
@@ -343,6 +346,7 @@ def run_analysis(
     inspection, compute = inspect_inputs(client, release, options)
     graph = analysis.build(inspection, options.step_size)
     began = time.monotonic()
+    compute.label = "reading the events and filling the histograms"
     if options.checkpoint is None and options.on_partial is None:
         computed = compute_graph(graph, compute)
     else:
