@@ -151,9 +151,10 @@ def test_plain_pyhf_refits_the_written_workspace(fitted: tuple[FitResult, dict])
     scipy_fit, scipy_twice_nll = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
     assert scipy_fit[poi] == pytest.approx(result.mu, abs=1e-3)
     reported = np.asarray(model.config.suggested_init(), dtype=float)
-    for name, values in result.parameters.items():
+    for name, pairs in result.parameters.items():  # [value, error] or one pair per bin
         if name in model.config.par_order:
-            reported[model.config.par_slice(name)] = values[0::2]
+            values = [p[0] for p in pairs] if isinstance(pairs[0], list) else [pairs[0]]
+            reported[model.config.par_slice(name)] = values
     ours = float(pyhf.infer.mle.twice_nll(reported, data, model)[0])
     assert ours <= min(float(twice_nll), float(scipy_twice_nll)) + 1e-4
     assert 0 < result.mu < 10 and result.mu_error > 0
