@@ -218,10 +218,11 @@ docker-registry serve "$ND/registry.yml" >"$LOGS/registry.log" 2>&1 &
 REGISTRY_PID=$!
 for _ in $(seq 1 40); do curl -fs "http://$REGISTRY/v2/" >/dev/null && break; sleep 0.25; done
 curl -fs "http://$REGISTRY/v2/" >/dev/null || fail "the registry did not start"
-for image in hzz-scheduler hzz-worker hzz-ci-rabbitmq; do
-  docker tag "$image:latest" "$REGISTRY/$image:ci"
-  docker push "$REGISTRY/$image:ci" >>"$LOGS/push.log" 2>&1 || { tail "$LOGS/push.log"; fail "push $image"; }
-done
+doc() { "$PYTHON" .ci/doc_blocks.py "$@"; }  # a titled block of the docs, run as written
+REGISTRY=$REGISTRY bash -euc "$(doc docs/deployment.md 'build machine: push the images')" \
+  >>"$LOGS/push.log" 2>&1 || { tail "$LOGS/push.log"; fail "pushing the images"; }
+docker tag hzz-ci-rabbitmq:latest "$REGISTRY/hzz-ci-rabbitmq:1"  # CI's own broker image
+docker push "$REGISTRY/hzz-ci-rabbitmq:1" >>"$LOGS/push.log" 2>&1 || fail "push hzz-ci-rabbitmq"
 log "registry at $REGISTRY: hzz-scheduler, hzz-worker, hzz-ci-rabbitmq pushed"
 phase "network and registry"
 
@@ -269,13 +270,13 @@ for i in "${!NODES[@]}"; do
   on "$i" docker version >/dev/null 2>&1 \
     || { tail -20 "$LOGS/dockerd-${NODES[$i]}.log"; fail "the engine of ${NODES[$i]} did not start"; }
 done
-manager swarm init --advertise-addr "$NET.10" --listen-addr "$NET.10:2377" \
-  --data-path-addr "$NET.10" --dispatcher-heartbeat 2s >/dev/null
-TOKEN=$(manager swarm join-token -q worker)
+# The steps of docs/deployment.md ("Several machines"), each on its node, as written.
+TOKEN=$(on 0 env MANAGER_IP="$NET.10" bash -euc "$(doc docs/deployment.md 'manager: start the swarm')" | tail -1)
 for i in 1 2; do
-  on "$i" docker swarm join --token "$TOKEN" --advertise-addr "$NET.1$i" \
-    --listen-addr "$NET.1$i:2377" --data-path-addr "$NET.1$i" "$NET.10:2377" >/dev/null
+  on "$i" env TOKEN="$TOKEN" NODE_IP="$NET.1$i" MANAGER_IP="$NET.10" \
+    bash -euc "$(doc docs/deployment.md 'each worker node: join')" >/dev/null
 done
+manager swarm update --dispatcher-heartbeat 2s >/dev/null  # CI: a lost node noticed sooner
 ready=0
 for _ in $(seq 1 60); do
   ready=$(manager node ls --format '{{.Status}}' | grep -c '^Ready$' || true)
@@ -289,8 +290,8 @@ log "swarm: $(manager node ls --format '{{.Hostname}} {{.ManagerStatus}} {{.Stat
 phase "three engines and the swarm"
 
 # 4. The stack, as users deploy it on several machines: images from the registry.
-export HZZ_SCHEDULER_IMAGE=$REGISTRY/hzz-scheduler:ci HZZ_WORKER_IMAGE=$REGISTRY/hzz-worker:ci
-export HZZ_RABBITMQ_IMAGE=$REGISTRY/hzz-ci-rabbitmq:ci HZZ_DASHBOARD_PORT=8787
+export HZZ_SCHEDULER_IMAGE=$REGISTRY/hzz-scheduler:1 HZZ_WORKER_IMAGE=$REGISTRY/hzz-worker:1
+export HZZ_RABBITMQ_IMAGE=$REGISTRY/hzz-ci-rabbitmq:1 HZZ_DASHBOARD_PORT=8787
 export HZZ_MIRROR=$MIRROR HZZ_ANALYSIS_STEP_SIZE=$STEP
 DASHBOARD="http://$NET.10:8787"
 manager stack deploy --resolve-image always -c docker-stack.yml -c docker-stack.mirror.yml \
@@ -304,6 +305,8 @@ for _ in $(seq 1 360); do
   sleep 0.5
 done
 [ "$(count workers)" -ge 3 ] || { manager service ps hzz_dask-worker hzz_dask-scheduler --no-trunc; fail "not 3 workers"; }
+on 0 bash -euc "$(doc docs/deployment.md 'manager: the nodes and the tasks on them')" \
+  >"$LOGS/nodes-placement.txt" 2>&1 || fail "the docs' look at the nodes"
 where=$(manager service ps hzz_dask-worker -f desired-state=running --format '{{.Node}}' | sort | tr '\n' ' ')
 log "deployed; 3 workers connected $((SECONDS - deployed_at)) s after deploy, on: $where"
 phase "deploy until 3 workers"
