@@ -14,6 +14,10 @@
 #      container killed mid-run gives the same document, bin for bin, as the host's own
 #      undisturbed run (and as run 1);
 #   5. the plotter and the scheduler had no restart after many health intervals.
+#   6. the same stack on three nodes (.ci/swarm-nodes.sh): images through a registry, tasks
+#      on several nodes, a node lost mid-run, clients with and without the certificate;
+#      its summary in ci-logs/swarm/summary.json.
+# Dask speaks mutual TLS throughout, with the certificates deploy/make-secrets.sh makes.
 # How the engine and swarm behave on this machine: ../shared/docs/swarm.md.
 # HZZ_CI_CACHE=DIR keeps the Debian base rootfs between runs (default: nothing is kept);
 # The engine, build and service logs, the dashboard screenshot and the plotter's figure are
@@ -75,7 +79,7 @@ nft_tables() { nft list tables 2>/dev/null | sort; }
 SYSCTL_BEFORE=$(sysctl_state)
 NFT_BEFORE=$(nft_tables)
 created_outside=()
-for path in /var/lib/docker /run/docker /etc/docker/key.json; do
+for path in /var/lib/docker /run/docker /run/containerd /etc/docker/key.json; do
   [ -e "$path" ] || created_outside+=("$path")
 done
 
