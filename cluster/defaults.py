@@ -28,6 +28,7 @@ ENVIRONMENT = {
     "HZZ_QUEUE": "the queue the plotter consumes (as --queue)",
     "HZZ_CLUSTER_DIR": "hzz cluster: where its state and logs are kept (as --dir)",
     "HZZ_INSPECTION_CACHE": "hzz run: where inspections of remote files are kept; off: none",
+    "HZZ_CHECKPOINT": "hzz run: where computed partitions are kept to resume (as --checkpoint)",
     "XDG_CACHE_HOME": "the user's cache directory (default ~/.cache)",
     "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK": "tests only: seconds the plotter waits before an ack",
 }
@@ -90,6 +91,12 @@ def inspection_cache_dir() -> str | None:
     base = setting("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hzz", "inspected")
 
+
+#: Seconds between two partial documents of ``hzz run --live``.
+DEFAULT_LIVE_INTERVAL_S = 2.0
+
+#: Where the plotter serves its live figures' page (``--live-host``): loopback only.
+DEFAULT_LIVE_HOST = "127.0.0.1"
 
 #: Longest the plotting service spends on one document: its figure takes about 1-3 s,
 #: a fit (when the document asks for one) about 30 s on two busy cores.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -51,6 +52,19 @@ class GroupStyle:
     key: str = ""
     samples: tuple[str, ...] = ()
 
+    @property
+    def plain_label(self) -> str:
+        """The label for a terminal or a log: its mathtext as plain text."""
+        return plain_text(self.label)
+
+
+def plain_text(mathtext: str) -> str:
+    """Matplotlib mathtext as plain text: ``Background $Z,t\\bar{t}$`` reads
+    ``Background Z,tt̄``, ``$ZZ^*$`` reads ``ZZ*``, ``$m_H$`` reads ``m_H``."""
+    text = re.sub(r"\\bar\{(\w)\}", "\\1\u0304", mathtext)  # t̄: t and a combining macron
+    text = re.sub(r"\\(\w+)", r"\1", text)  # any other command: its name
+    return text.replace("$", "").replace("^", "").replace("{", "").replace("}", "")
+
 
 @dataclass(frozen=True)
 class FigureSettings:
@@ -70,6 +84,21 @@ class FigureSettings:
             "process": self.process,
             "fit": self.fit,
         }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is, in a partial document (sent while it computes): partitions
+    ``done`` of ``total`` and events read so far; ``run`` names the run."""
+
+    done: int
+    total: int
+    events: int
+    run: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        named = {"run": self.run} if self.run is not None else {}
+        return {"done": self.done, "total": self.total, "events": self.events, **named}
 
 
 @dataclass
@@ -98,9 +127,12 @@ class HistogramDocument:
     skipped: list[SkippedFile] = field(default_factory=list)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     figure: FigureSettings = field(default_factory=FigureSettings)
+    #: Set only in a partial document: the result so far of a run still computing.
+    partial: Progress | None = None
 
     def to_dict(self) -> dict[str, Any]:
         completed = _complete(self.release, self.groups)
+        partial = {"partial": self.partial.to_dict()} if self.partial is not None else {}
         return {
             "schema": SCHEMA,
             "release": self.release,
@@ -137,6 +169,7 @@ class HistogramDocument:
             "skipped": [
                 {"sample": f.sample, "file": f.file, "cause": f.cause} for f in self.skipped
             ],
+            **partial,
         }
 
     def to_json(self) -> bytes:
@@ -347,6 +380,9 @@ def from_dict(raw: Any) -> HistogramDocument:
     figure = raw["figure"]
     for key in ("sqrt_s_tev", "y_headroom"):
         _require(_is_number(figure[key]), f"figure.{key}", "must be a positive number")
+    partial = raw.get("partial")
+    if partial is not None:
+        _require(partial["done"] <= partial["total"], "partial.done", "must not exceed total")
     return HistogramDocument(
         release=raw["release"],
         lumi_fb=float(raw["lumi_fb"]),
@@ -362,6 +398,11 @@ def from_dict(raw: Any) -> HistogramDocument:
             x_label=figure["x_label"],
             process=figure["process"],
             fit=bool(figure.get("fit", False)),
+        ),
+        partial=(
+            Progress(partial["done"], partial["total"], partial["events"], partial.get("run"))
+            if partial is not None
+            else None
         ),
     )
 

@@ -87,44 +87,67 @@ def _topology(args: argparse.Namespace) -> Topology:
 
 
 def resend_command(path: Path, args: argparse.Namespace) -> str:
-    """The ``hzz publish`` command that sends ``path`` where this command sent it.
+    """The ``hzz publish`` command that sends ``path`` where this command sent it."""
+    return command_to(["hzz", "publish", str(path)], args.broker, args.exchange, args.queue)
 
-    A broker URL given with a password is not repeated (it would be printed): the
-    command then says to give the URL through the environment or a secret file."""
+
+def command_to(words: list[str], broker: str | None, exchange: str, queue: str) -> str:
+    """``words`` (a command) made to publish to ``broker``, ``exchange`` and ``queue``.
+
+    A broker URL with a password is not repeated (it would be printed), unless it is
+    the documented local default: the command then says to give the URL through the
+    environment or a secret file."""
     import shlex
     from urllib.parse import urlsplit
 
+    from cluster.defaults import DEFAULT_URL
     from cluster.service.amqp import redact
 
-    words = ["hzz", "publish", str(path), "--exchange", args.exchange, "--queue", args.queue]
+    words = [*words, "--exchange", exchange, "--queue", queue]
     where = ""
-    if args.broker:
+    if broker:
         try:
-            secret = urlsplit(args.broker).password is not None
+            secret = urlsplit(broker).password is not None and broker != DEFAULT_URL
         except ValueError:
             secret = True
         if secret:
-            where = f" (with the broker URL {redact(args.broker)} in HZZ_BROKER or HZZ_BROKER_FILE)"
+            where = f" (with the broker URL {redact(broker)} in HZZ_BROKER or HZZ_BROKER_FILE)"
         else:
-            words += ["--broker", args.broker]
+            words += ["--broker", broker]
     return shlex.join(words) + where
 
 
-def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
-    """Publish a document saved at ``path``; on failure say where it is kept."""
+def publish_saved(path: Path, body: bytes, args: argparse.Namespace, run: str | None = None) -> int:
+    """Publish a document saved at ``path`` (the last of ``run``, if it was live); on
+    failure say where it is kept."""
     from analysis.errors import RunFailure
     from cluster.service.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
     from cluster.service.publisher import publish
 
     try:
         url = broker_url(args.broker)
-        sent = publish(body, url, _topology(args), args.broker_timeout)
+        sent = publish(body, url, _topology(args), args.broker_timeout, run=run)
     except (BrokerConfigError, BrokerUnavailable) as err:
         failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
         failure.add_note(f"document kept at {path}; resend with: {resend_command(path, args)}")
         raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
     return EXIT_OK
+
+
+#: Longest a partial document of a live run may take to publish: the next one follows.
+PARTIAL_TIMEOUT_S = 5.0
+
+
+def publish_partial(body: bytes, args: argparse.Namespace, run: str | None) -> None:
+    """Publish a partial document of the live run ``run`` (``hzz run --live``): not
+    persistent; a failure is the caller's to log (the run goes on)."""
+    from cluster.service.amqp import broker_url
+    from cluster.service.publisher import publish
+
+    url = broker_url(args.broker)
+    timeout = min(args.broker_timeout, PARTIAL_TIMEOUT_S)
+    publish(body, url, _topology(args), timeout, run=run, persistent=False)
 
 
 def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -161,7 +184,12 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.defaults import DEFAULT_CRASH_LIMIT, DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
+    from cluster.defaults import (
+        DEFAULT_CRASH_LIMIT,
+        DEFAULT_LIVE_HOST,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_RENDER_TIMEOUT_S,
+    )
 
     parser = subparsers.add_parser(
         "plotter",
@@ -216,6 +244,21 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep FILE fresh while connected and consuming, for a container health "
         "check: hzz health FILE",
     )
+    parser.add_argument(
+        "--live-port",
+        metavar="PORT",
+        action=positive(zero=True),
+        default=None,
+        help="serve the live figures of runs started with hzz run --live (DIR/live/) on "
+        "this port: a read-only page that reloads itself (0: any free port, logged); "
+        "default: not served",
+    )
+    parser.add_argument(
+        "--live-host",
+        metavar="HOST",
+        default=DEFAULT_LIVE_HOST,
+        help="with --live-port: the address to listen on ('0.0.0.0': every interface)",
+    )
     parser.set_defaults(handler=plotter_command)
 
 
@@ -235,5 +278,7 @@ def plotter_command(args: argparse.Namespace) -> int:
         health_file=Path(args.health_file) if args.health_file else None,
         render_timeout_s=args.render_timeout,
         crash_limit=args.crash_limit,
+        live_port=None if args.live_port is None else int(args.live_port),
+        live_host=args.live_host,
     )
     return serve(options)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 
 from cluster.defaults import (
     DEFAULT_DASHBOARD,
+    DEFAULT_LIVE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKER_TIMEOUT_S,
     setting,
 )
 
-from .broker import add_broker_arguments, publish_saved
+from .broker import add_broker_arguments, publish_partial, publish_saved
 from .common import (
     DEFAULT_OUT,
     EXIT_INTERRUPTED,
@@ -102,7 +104,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--samples",
         type=names,
         metavar="A,B,…",
-        help=f"only these samples (2020: {', '.join(release.samples)}; 2025: see README)",
+        help=f"only these samples (2020: {', '.join(release.samples)}; 2025: the names in "
+        "analysis/data/release_2025.json, e.g. data15_periodD: docs/user-guide.md, "
+        "'Releases and data access')",
     )
     parser.add_argument(
         "--groups", type=names, metavar="A,B,…", help=f"only these groups ({groups})"
@@ -159,6 +163,28 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "the post-fit figure, the fit results and the pyhf workspace beside the document and "
         "prints the fit table",
     )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        default=setting("HZZ_CHECKPOINT"),
+        help="keep each computed partition in DIR as it finishes and reuse those kept: a "
+        "run that stopped resumes where it was, a rerun computes only what changed (kept "
+        "by file identity, entry range and analysis version); prints 'checkpoint: K of N "
+        "partitions reused' (env HZZ_CHECKPOINT; bound it with hzz checkpoint prune)",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="show the result while the workers compute: with --broker, partial documents "
+        "go to the plotting service, which draws them into one live figure; without, the "
+        "live figure is written here, in OUT/live/",
+    )
+    add_seconds(
+        parser,
+        "--live-interval",
+        DEFAULT_LIVE_INTERVAL_S,
+        "with --live: at most one partial result this often",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -190,6 +216,12 @@ def _stop_on_interrupt(signum: int, frame: object) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop_on_interrupt)
+    # Stopped at once, the run leaves the semaphores of its local cluster to
+    # multiprocessing's resource tracker, which removes them and then warns about each
+    # "leak" on the terminal: the tracker (started later, with this interpreter's -W
+    # options) cleans up without the warning, so Ctrl-C prints its one line only.
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    from cluster.runtime.live import new_run_id
     from cluster.runtime.run import RunOptions, RunTarget, run
 
     publishing = bool(args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"))
@@ -206,6 +238,9 @@ def run_command(args: argparse.Namespace) -> int:
         worker_timeout_s=args.worker_timeout,
         cache_dir=Path(args.cache) if args.cache else None,
         timeout_s=args.timeout,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        live_interval_s=args.live_interval,
+        run_id=new_run_id() if args.live else None,
     )
     target = RunTarget(
         out_dir=Path(args.out),
@@ -214,7 +249,21 @@ def run_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         dashboard=args.dashboard,
         fit=args.fit,
-        publish=(lambda path, body: publish_saved(path, body, args)) if publishing else None,
+        publish=(
+            (lambda path, body: publish_saved(path, body, args, options.run_id))
+            if publishing
+            else None
+        ),
+        publish_partial=(
+            (lambda body: publish_partial(body, args, options.run_id)) if publishing else None
+        ),
     )
-    run(args.release, options, target)
+    from analysis.errors import MissingFileError, SampleFileError
+
+    try:
+        run(args.release, options, target)
+    except SampleFileError as err:
+        if not isinstance(err, MissingFileError):
+            err.add_note("to leave bad files out, each listed with its cause: --skip-bad-files")
+        raise
     return EXIT_OK

@@ -13,30 +13,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distributed import Client, progress
+from distributed import Client, as_completed, progress
 
 import analysis
 from analysis.errors import HZZError, InputError, MissingFileError, RunFailure
 from analysis.inputs.partitions import DEFAULT_STEP_SIZE
 from cluster.defaults import (
     DEFAULT_DASHBOARD,
+    DEFAULT_LIVE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKER_TIMEOUT_S,
     inspection_cache_dir,
 )
 
 from .clusters import BackgroundClient
+from .live import LiveResults
 from .watchdog import WorkerWatchdog, wait_for_a_worker
 
 if TYPE_CHECKING:
     from analysis.inputs.catalogue import Release
+    from analysis.inputs.files import FileInfo
     from analysis.results.document import HistogramDocument
     from analysis.results.fit import FitResult
+    from cluster.access.remote import RemoteFile
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,13 @@ class RunOptions:
     #: Inspections of remote files kept between runs (None: not kept); default from
     #: the environment (``cluster.defaults.inspection_cache_dir``).
     inspection_cache: Path | None = None
+    #: Keep each computed partition here and reuse those kept (--checkpoint).
+    checkpoint: Path | None = None
+    #: Hand the result so far to ``on_partial`` while computing (--live), at most this often.
+    live_interval_s: float = DEFAULT_LIVE_INTERVAL_S
+    on_partial: Callable[[analysis.AnalysisResult], object] | None = None
+    #: A live run's name (--live), in its partial documents and live figure; None: not live.
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.inspection_cache is None:
@@ -83,6 +94,8 @@ class RunTarget:
     dashboard: str = DEFAULT_DASHBOARD
     fit: bool = False  # the fit is made where the figure is drawn: here, or by the plotter
     publish: Publish | None = None  # None: draw the figure here
+    #: With ``publish`` and --live: hands a partial document's JSON to the plotting service.
+    publish_partial: Callable[[bytes], object] | None = None
 
 
 def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
@@ -105,6 +118,11 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         connect_timeout_s=options.worker_timeout_s,
         certificates=target.certificates,
     )
+    live = _live_results(options.run_id, target)
+    if live is not None:
+        options = replace(options, on_partial=live)
+    # A live run drawing here warms the figure up with its first partial result.
+    warm = target.publish is None and live is None
     warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
     try:
 
@@ -113,7 +131,7 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             return client
 
-        if target.publish is None:
+        if warm:
             warming.start()
         result = run_analysis(connect, release, options)  # remote files checked meanwhile
         _import_what_follows(target)
@@ -128,6 +146,8 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         err.add_note("nothing written")
         raise
     finally:
+        if live is not None:
+            live.close()
         cluster.close()
     document = _validated(result.document)
     print(result.yields_table())
@@ -138,20 +158,48 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         print(f"document: {saved}")
         target.publish(saved, document.to_json())
         return
-    warming.join()  # one figure at a time: matplotlib's settings are the process's
+    if warm:
+        warming.join()  # one figure at a time: matplotlib's settings are the process's
     try:
         written, fitted = write_outputs(result, target.out_dir)
     except HZZError as err:  # a document the model cannot fit: nothing is written
         err.add_note("nothing written")
         raise
+    if options.run_id is not None:  # the live figure ends as the result
+        from analysis.results.outputs import replace_live
+
+        replace_live(target.out_dir, options.run_id, written[".png"].read_bytes())
     if fitted is not None:
         print(fitted.table())
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     if fitted is not None:
-        print(f"post-fit figure: {written['.postfit.png']}")
-        print(f"fit results:     {written['.fit.json']}")
-        print(f"pyhf workspace:  {written['.workspace.json']}")
+        from analysis.results.products import fit_files_text
+
+        print(fit_files_text(written, fitted.model))
+
+
+def _live_results(run_id: str | None, target: RunTarget) -> LiveResults | None:
+    """The ``on_partial`` of a live run: its partial documents published to the
+    plotting service, or drawn here into ``OUT/live/<run>.png``."""
+    if run_id is None:
+        return None
+    from analysis.results.outputs import live_path, replace_live
+
+    if target.publish is not None:
+        if target.publish_partial is None:
+            raise ValueError("a live run that publishes needs publish_partial")
+        send = target.publish_partial
+        print(f"live: partial documents of run {run_id} go to the plotting service", flush=True)
+        return LiveResults(lambda document: send(document.to_json()))
+
+    def draw(document: HistogramDocument) -> None:
+        from analysis.results.plot import render_png
+
+        replace_live(target.out_dir, run_id, render_png(document))
+
+    print(f"live figure: {live_path(target.out_dir, run_id)}", flush=True)
+    return LiveResults(draw)
 
 
 def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
@@ -226,6 +274,7 @@ class WatchedCompute:
         self.client = client
         self.worker_timeout_s = worker_timeout_s
         self.show_progress = show_progress
+        self.label = "inspecting the files"  # what the next progress bar counts
 
     def __call__(self, collections: Sequence[Any]) -> list[Any]:
         wait_for_a_worker(self.client, self.worker_timeout_s)
@@ -234,6 +283,7 @@ class WatchedCompute:
         with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
             try:
                 if self.show_progress:
+                    print(f"{self.label}:", flush=True)
                     progress(futures, notebook=False)
                     print(flush=True)
                 return list(self.client.gather(futures))
@@ -242,6 +292,33 @@ class WatchedCompute:
                 raise RunFailure(
                     f"computing the analysis failed: {type(err).__name__}: {err}"
                 ) from err
+
+    def each(self, collections: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Each collection's result as it finishes (``analysis.results.incremental``),
+        watched and shown as ``__call__`` computes; the progress bar draws itself from
+        a thread of its own meanwhile."""
+        wait_for_a_worker(self.client, self.worker_timeout_s)
+        futures = self.client.compute(list(collections))
+        index = {future.key: k for k, future in enumerate(futures)}
+        bar = None
+        if self.show_progress:
+            print(f"{self.label}:", flush=True)
+            bar = threading.Thread(
+                target=progress, args=(futures,), kwargs={"notebook": False}, daemon=True
+            )
+            bar.start()
+        with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
+            try:
+                for future, result in as_completed(futures, with_results=True):
+                    yield index[future.key], result
+            except Exception as err:
+                watchdog.raise_if_tripped()
+                raise RunFailure(
+                    f"computing the analysis failed: {type(err).__name__}: {err}"
+                ) from err
+        if bar is not None:
+            bar.join()
+            print(flush=True)
 
 
 def run_analysis(
@@ -262,9 +339,30 @@ def run_analysis(
     inspection, compute = inspect_inputs(client, release, options)
     graph = analysis.build(inspection, options.step_size)
     began = time.monotonic()
-    computed = compute_graph(graph, compute)
+    compute.label = "reading the events and filling the histograms"
+    if options.checkpoint is None and options.on_partial is None:
+        computed = compute_graph(graph, compute)
+    else:
+        computed = _compute_by_partition(graph, compute, options)
     log.info("computed in %.2f s", time.monotonic() - began)
     return analysis.collect(graph, computed, options.skip_bad_files)
+
+
+def _compute_by_partition(
+    graph: analysis.AnalysisGraph, compute: WatchedCompute, options: RunOptions
+) -> list[tuple[Any]]:
+    """The graph computed partition by partition: kept ones reused (--checkpoint), the
+    result so far handed to ``options.on_partial`` (--live)."""
+    from analysis.results.checkpoint import CheckpointStore
+    from analysis.results.incremental import compute_by_partition
+
+    store = CheckpointStore(options.checkpoint) if options.checkpoint is not None else None
+    computed, reused = compute_by_partition(
+        graph, compute.each, store, options.on_partial, options.live_interval_s, options.run_id
+    )
+    if store is not None:
+        print(reused, flush=True)
+    return computed
 
 
 def inspect_inputs(
@@ -310,6 +408,11 @@ def inspect_inputs(
         compute=compute,
         known=known,
     )
+    if remote:  # what identified each remote file when it was inspected: its checkpoints' key
+        inspection.files = {
+            name: [_with_validator(f, remote.get(f.location)) for f in files]
+            for name, files in inspection.files.items()
+        }
     if kept is not None:
         fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
         kept.keep(fresh, remote)
@@ -321,6 +424,13 @@ def inspect_inputs(
         time.monotonic() - began,
     )
     return inspection, compute
+
+
+def _with_validator(info: FileInfo, checked: RemoteFile | None) -> FileInfo:
+    """``info`` with the validator its server gave before it was inspected."""
+    if checked is None or checked.identity is None or info.validator is not None:
+        return info
+    return replace(info, validator=checked.identity)
 
 
 def write_outputs(
