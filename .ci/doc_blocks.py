@@ -3,7 +3,7 @@
 A block opened with ```` ```bash title="NAME" ```` in docs/*.md is a step a reader runs
 on one machine; a CI script runs it with ``bash -euc "$(python .ci/doc_blocks.py FILE
 NAME)"`` on the machine it names, with the variables the text tells the reader to set.
-``--list FILE`` prints the titles (tests/test_docs_blocks.py checks that each is run).
+``--list FILE`` prints the titles (tests/test_docs.py checks that a CI script runs each).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ class Block:
     line: int  # of the opening fence
     lang: str
     text: str
+    title: str = ""  # ```bash title="…": a step CI runs whole through .ci/doc_blocks.py
 
     @property
     def first(self) -> str:
@@ -48,9 +49,11 @@ def blocks() -> list[Block]:
     found = []
     for page in PAGES:
         text = page.read_text("utf-8")
-        for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
+        fence = r'^```(\w*)(?: title="([^"]*)")?\n(.*?)^```'
+        for match in re.finditer(fence, text, flags=re.S | re.M):
             line = text.count("\n", 0, match.start()) + 1
-            found.append(Block(str(page.relative_to(ROOT)), line, match[1], match[2]))
+            page_name = str(page.relative_to(ROOT))
+            found.append(Block(page_name, line, match[1], match[3], match[2] or ""))
     return found
 
 
@@ -71,6 +74,13 @@ RUN_BY: dict[tuple[str, str], str] = {
     ),
     ("docs/deployment.md", "docker swarm init                                   # once, if "
      "this is not yet a swarm"): ".ci/swarm.sh",
+    ("docs/deployment.md", 'docker swarm init --advertise-addr "$MANAGER_IP" --listen-addr '
+     '"$MANAGER_IP:2377" \\'): ".ci/swarm-nodes.sh",
+    ("docs/deployment.md", 'docker swarm join --token "$TOKEN" --advertise-addr "$NODE_IP" \\'): (
+        ".ci/swarm-nodes.sh"
+    ),
+    ("docs/deployment.md", "for image in hzz-scheduler hzz-worker; do"): ".ci/swarm-nodes.sh",
+    ("docs/deployment.md", "docker node ls"): ".ci/swarm-nodes.sh",
     ("docs/deployment.md", "hzz cluster up --workers 3 [--dir .hzz-cluster] [--plots plots] "
      "[--broker URL]"): "tests/test_localstack.py::"
     "test_one_and_three_workers_give_identical_histograms_and_the_plotter_draws",
@@ -129,7 +139,8 @@ def test_every_block_runs_somewhere() -> None:
 
 def _ci_steps() -> str:
     """The CI script: what it runs, including the scripts it calls."""
-    return (ROOT / ".ci" / "run").read_text("utf-8")
+    scripts = [ROOT / ".ci" / "run", *sorted((ROOT / ".ci").glob("*.sh"))]
+    return "\n".join(path.read_text("utf-8") for path in scripts)
 
 
 @pytest.mark.parametrize("where", sorted(set(RUN_BY.values())))
@@ -145,6 +156,9 @@ def test_the_named_runner_exists_and_runs_the_blocks(where: str) -> None:
     else:
         assert path == ".ci/run" or f"bash {path}" in _ci_steps(), where
     for block in (b for b in blocks() if RUN_BY.get((b.page, b.first)) == where):
+        if block.title:  # run whole, as written, by .ci/doc_blocks.py
+            assert f"{block.page} '{block.title}'" in source, (where, block.title)
+            continue
         if block.lang == "python":
             page = Path(block.page).name
             assert page in source or f'"{page.split(".")[0]}' in source, (where, block.page)
