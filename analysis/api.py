@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -24,6 +25,12 @@ from analysis.inputs.locations import Inspection, locate_samples, resolve_locati
 from analysis.inputs.partitions import DEFAULT_STEP_SIZE
 from analysis.physics.summary import branches_for
 from analysis.results.accounting import assemble_document, leave_out, read_failures
+from analysis.results.checkpoint import CheckpointStore
+from analysis.results.incremental import (
+    DEFAULT_PARTIAL_INTERVAL_S,
+    OnPartial,
+    compute_by_partition,
+)
 from analysis.results.result import AnalysisResult
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,22 @@ Compute = Callable[[Sequence[Any]], Sequence[Any]]
 def dask_compute(collections: Sequence[Any]) -> list[Any]:
     """Compute on the active Dask scheduler (a ``distributed.Client``, else Dask's default)."""
     return list(dask.compute(*collections))
+
+
+def dask_compute_each(collections: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    """Each collection's result as it finishes, on the active distributed client; with
+    no client, all at once on Dask's default scheduler (then in order, at the end)."""
+    try:
+        from distributed import as_completed, default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        yield from enumerate(dask_compute(collections))
+        return
+    futures = client.compute(list(collections))
+    index = {future.key: k for k, future in enumerate(futures)}
+    for future, result in as_completed(futures, with_results=True):
+        yield index[future.key], result
 
 
 def active_threads() -> int:
@@ -158,17 +181,37 @@ def run(
     open_options: Mapping[str, Any] | None = None,
     compute: Compute | None = None,
     readers: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    on_partial: OnPartial | None = None,
+    partial_interval_s: float = DEFAULT_PARTIAL_INTERVAL_S,
 ) -> AnalysisResult:
     """The whole analysis: ``inspect``, ``build``, one compute of every sample
     together, ``collect``. Arguments as for those steps; ``compute`` replaces the
     active Dask scheduler's compute (it gets a list of collections, returns their
-    results in order)."""
+    results in order).
+
+    ``checkpoint``: a directory where each computed partition is kept as it arrives;
+    a later run with the same directory computes only the partitions not kept there
+    (``analysis.results.checkpoint``: kept by file, entry range and the version of the
+    analysis). ``on_partial``: called with the ``AnalysisResult`` of the partitions
+    done so far, at the first and then at most every ``partial_interval_s`` seconds
+    while a distributed client computes. Either way the result is the same, to the
+    last bit, as without them.
+    """
     compute = compute or dask_compute
     inspection = inspect(
         data, release, samples, groups, allow_missing, skip_bad_files, open_options, compute
     )
     graph = build(inspection, step_size, readers)
-    return collect(graph, compute_graph(graph, compute), skip_bad_files)
+    if checkpoint is None and on_partial is None:
+        return collect(graph, compute_graph(graph, compute), skip_bad_files)
+    store = CheckpointStore(Path(checkpoint)) if checkpoint is not None else None
+    computed, reused = compute_by_partition(
+        graph, dask_compute_each, store, on_partial, partial_interval_s
+    )
+    if store is not None:
+        log.info("%s", reused)
+    return collect(graph, computed, skip_bad_files)
 
 
 def compute_graph(graph: AnalysisGraph, compute: Compute | None = None) -> list[tuple[Any]]:

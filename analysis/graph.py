@@ -45,6 +45,15 @@ class SampleFiles:
         return [f.location for f in self.files]
 
 
+@dataclass(frozen=True)
+class Partition:
+    """One task's share of a sample: a file and a range of its entries."""
+
+    file: FileInfo
+    start: int
+    stop: int
+
+
 @dataclass
 class SampleGraph(SampleFiles):
     """The lazy results of one sample (all its files): counts, weighted sum, histogram."""
@@ -52,6 +61,8 @@ class SampleGraph(SampleFiles):
     #: One summary record per partition (``analysis.physics.summary.partition_summary``:
     #: its row of numbers and how it was read), lazy.
     summaries: Any
+    #: Each partition's file and entry range, in the order of ``summaries``' partitions.
+    partitions: list[Partition] = field(default_factory=list)
 
     def outputs(self) -> tuple[Any]:
         return (self.summaries,)
@@ -162,10 +173,7 @@ def sample_graph(
     # files): the reader opens the file from it without a request.
     partitions = interleave(
         [
-            [
-                (f.location, a, b, f.header)
-                for a, b in partition_steps(f.entries, step_size, f.boundaries)
-            ]
+            [Partition(f, a, b) for a, b in partition_steps(f.entries, step_size, f.boundaries)]
             for f in files
         ],
         readers,
@@ -173,7 +181,11 @@ def sample_graph(
     if not partitions:  # only empty files: nothing to read
         return SampleGraph(sample, list(files), *_empty_outputs(release))
     events = read_partitions(
-        release.tree, _common_form(sample, files), partitions, options, label=f"read-{sample.name}"
+        release.tree,
+        _common_form(sample, files),
+        [(p.file.location, p.start, p.stop, p.file.header) for p in partitions],
+        options,
+        label=f"read-{sample.name}",
     )
     summaries = dak.map_partitions(
         partition_summary,
@@ -183,7 +195,7 @@ def sample_graph(
         label=f"select-and-fill-{sample.name}",
         meta=summary_meta(release),
     )
-    return SampleGraph(sample, list(files), summaries)
+    return SampleGraph(sample, list(files), summaries, partitions)
 
 
 def graph_from_files(

@@ -18,6 +18,7 @@ from types import MappingProxyType
 ENVIRONMENT = {
     "HZZ_DATA": "hzz run: data locations, comma-separated (as --data)",
     "HZZ_SCHEDULER": "hzz run: a running Dask scheduler (as --scheduler)",
+    "HZZ_CERTIFICATES": "hzz run: the Dask certificates directory (as --certificates)",
     "HZZ_BROKER": "the broker URL (as --broker; prefer HZZ_BROKER_FILE)",
     "HZZ_BROKER_FILE": "a file holding the broker URL, e.g. a swarm secret",
     "HZZ_BROKER_CA": "amqps://: the CA file that signed the broker's certificate",
@@ -27,9 +28,15 @@ ENVIRONMENT = {
     "HZZ_QUEUE": "the queue the plotter consumes (as --queue)",
     "HZZ_CLUSTER_DIR": "hzz cluster: where its state and logs are kept (as --dir)",
     "HZZ_INSPECTION_CACHE": "hzz run: where inspections of remote files are kept; off: none",
+    "HZZ_CHECKPOINT": "hzz run: where computed partitions are kept to resume (as --checkpoint)",
     "XDG_CACHE_HOME": "the user's cache directory (default ~/.cache)",
     "HZZ_PLOTTER_TEST_PAUSE_BEFORE_ACK": "tests only: seconds the plotter waits before an ack",
 }
+
+#: Variables that carry the broker's credentials: only the plotter and ``hzz run``'s own
+#: process get them. A Dask scheduler or worker holding them would hand them to any
+#: client that asks (``client.run(os.environ.get, …)``).
+BROKER_SECRETS = ("HZZ_BROKER", "HZZ_BROKER_FILE")
 
 
 @functools.cache
@@ -90,6 +97,9 @@ def inspection_cache_dir() -> str | None:
     base = setting("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hzz", "inspected")
 
+
+#: Seconds between two partial documents of ``hzz run --live``.
+DEFAULT_LIVE_INTERVAL_S = 2.0
 
 #: Longest the plotting service spends on one document: its figure takes about 1-3 s,
 #: a fit (when the document asks for one) about 30 s on two busy cores.

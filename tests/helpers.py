@@ -1,6 +1,6 @@
 """What the tests share: where things are, the published numbers, running ``hzz``,
 waiting for something, a small document, a corner of the real broker and a real plotter
-process. Fixtures built on these are in ``conftest.py``."""
+process, a file server that trickles. Fixtures built on these are in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import hist
@@ -210,3 +213,44 @@ class Plotter:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers HEAD at once; on GET sends one byte every half second, for ever."""
+
+    size = 1_000_000
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _head(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(self.size))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self._head()
+
+    def do_GET(self) -> None:
+        self._head()
+        try:
+            for _ in range(600):  # bounded: 5 minutes at most
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            return
+
+
+@contextmanager
+def trickle_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,11 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -24,52 +19,11 @@ import pytest
 from analysis.results.outputs import STEM_GLOB, outputs_in
 from cluster.runtime.clusters import dashboard_listen_address, open_client
 
-from .helpers import ROOT, URL, hzz, make_document, run_args
+from .helpers import ROOT, URL, hzz, make_document, run_args, trickle_server
 
 pytestmark = pytest.mark.faults
 
 ZEE = "MC/mc_361106.Zee.4lep.root"
-
-
-class _Trickle(BaseHTTPRequestHandler):
-    """Answers HEAD at once; on GET sends one byte every half second, for ever."""
-
-    size = 1_000_000
-
-    def log_message(self, *args: object) -> None:  # quiet
-        pass
-
-    def _head(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(self.size))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-
-    def do_HEAD(self) -> None:
-        self._head()
-
-    def do_GET(self) -> None:
-        self._head()
-        try:
-            for _ in range(600):  # bounded: 5 minutes at most
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.5)
-        except OSError:
-            return
-
-
-@contextmanager
-def trickle_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.cluster

@@ -22,7 +22,8 @@ from distributed import Client
 
 from analysis.results.document import HistogramDocument, from_json
 from analysis.results.outputs import outputs_in
-from cluster.runtime.localstack import load_state
+from cluster.runtime.certificates import directory_security
+from cluster.runtime.localstack import certificates_dir, load_state
 
 from .helpers import HZZ, ON_DISK, PUBLISHED_COUNTS, URL, WAIT_S
 from .helpers import hzz_ok as hzz
@@ -46,14 +47,27 @@ class StandIn:
     def dashboard(self) -> str:
         return load_state(self.dir).dashboard
 
+    @property
+    def certificates(self) -> Path:
+        return certificates_dir(self.dir)
+
+    def client(self) -> Client:
+        """A client of the stand-in, with its client certificate (it speaks only TLS)."""
+        security = directory_security(self.certificates, "client")
+        return Client(self.scheduler, timeout="10s", security=security)
+
+    def run_args(self) -> list[str]:
+        """``hzz run`` options that point it at the stand-in."""
+        return ["--scheduler", self.scheduler, "--certificates", str(self.certificates)]
+
     def run(self, out: Path, *args: str) -> HistogramDocument:
         """`hzz run --scheduler` on the stand-in; the document it wrote."""
-        hzz("run", "--scheduler", self.scheduler, "--out", str(out), "--no-progress", *args)
+        hzz("run", *self.run_args(), "--out", str(out), "--no-progress", *args)
         (document,) = outputs_in(out, ".json")
         return from_json(document.read_bytes())
 
     def worker_names(self) -> set[str]:
-        with Client(self.scheduler, timeout="10s") as client:
+        with self.client() as client:
             workers = client.scheduler_info(n_workers=-1)["workers"].values()
             return {str(info["name"]) for info in workers}
 
@@ -76,6 +90,7 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
     )  # fmt: skip
     assert f"scheduler: {stack.scheduler}" in up.stdout
     assert f"dashboard: {stack.dashboard}" in up.stdout
+    assert f"--certificates {stack.certificates}" in up.stdout
     processes = load_state(stack.dir).processes
     try:
         yield stack
@@ -117,7 +132,7 @@ def test_one_and_three_workers_give_identical_histograms_and_the_plotter_draws(
     # The three-worker run goes through the broker: the stand-in's plotter draws it.
     out = tmp_path / "three"
     run = subprocess.Popen(
-        [*HZZ, "run", "--scheduler", stand_in.scheduler, "--data", str(mirror),
+        [*HZZ, "run", *stand_in.run_args(), "--data", str(mirror),
          "--samples", ",".join(ON_DISK), "--step-size", "100", "--out", str(out),
          "--no-progress", "--broker", URL, "--exchange", stand_in.names,
          "--queue", stand_in.names],
@@ -156,11 +171,11 @@ def test_worker_added_during_a_run_receives_tasks(stand_in: StandIn, tmp_path: P
         "--events", str(events))  # fmt: skip
     out = tmp_path / "out"
     run = subprocess.Popen(
-        [*HZZ, "run", "--scheduler", stand_in.scheduler, "--data", str(tmp_path / "standins"),
+        [*HZZ, "run", *stand_in.run_args(), "--data", str(tmp_path / "standins"),
          "--samples", "llll", "--step-size", "1000", "--out", str(out), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    with Client(stand_in.scheduler, timeout="10s") as client:
+    with stand_in.client() as client:
         deadline = time.monotonic() + WAIT_S
         while not any(client.processing().values()) and run.poll() is None:
             assert time.monotonic() < deadline, "the run never started computing"

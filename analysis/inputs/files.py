@@ -50,6 +50,13 @@ class FileInfo:
     #: A remote file's tree header as the inspection read it (``analysis.inputs.headers``):
     #: the readers open the file from it without asking the server for it again.
     header: bytes | None = field(default=None, repr=False)
+    #: What tells this version of the file from another: the ROOT file's UUID and size
+    #: (from its header), and for a remote file the server's validator (size, ETag,
+    #: Last-Modified) when it was inspected, set by whoever checked it. Checkpoints
+    #: (``analysis.results.checkpoint``) are keyed by them.
+    uuid: str | None = None
+    size: int | None = None
+    validator: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -130,6 +137,7 @@ def inspect_file(
             generated = read_mark(file) is not None
             form = tree_form(events, branches).to_json()
             header = file.file.header if isinstance(file.file, HeaderFile) else None
+            uuid, size = str(file.file.uuid), int(file.file.fEND)
         return FileInfo(
             sample,
             location,
@@ -138,6 +146,8 @@ def inspect_file(
             boundaries=boundaries,
             form=form,
             header=header,
+            uuid=uuid,
+            size=size,
         )
     except FileNotFoundError:
         return FileInfo(sample, location, missing=True, error="file not found")

@@ -23,6 +23,7 @@ from analysis.results.document import (
     FigureSettings,
     GroupStyle,
     HistogramDocument,
+    Progress,
     SampleResult,
 )
 
@@ -91,12 +92,17 @@ def check_accounting(computed: ComputedGraph) -> None:
             )
 
 
-def assemble_document(computed: ComputedGraph) -> HistogramDocument:
-    """The histogram document of a computed run.
+def assemble_document(
+    computed: ComputedGraph, partial: Progress | None = None
+) -> HistogramDocument:
+    """The histogram document of a computed run, or with ``partial`` of the partitions
+    done so far.
 
-    Checks the event accounting first: a document never hides a lost partition.
+    Checks the event accounting first (not of a partial run): a document never hides a
+    lost partition.
     """
-    check_accounting(computed)
+    if partial is None:
+        check_accounting(computed)
     release = computed.release
     styles = {
         g.key: GroupStyle(g.label, g.colour, g.role, g.key, g.samples) for g in release.groups
@@ -122,4 +128,5 @@ def assemble_document(computed: ComputedGraph) -> HistogramDocument:
         generated=list(computed.generated),
         skipped=list(computed.skipped),
         figure=FigureSettings(y_headroom=release.analysis.y_headroom),
+        partial=partial,
     )

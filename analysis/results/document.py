@@ -72,6 +72,21 @@ class FigureSettings:
         }
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is, in a partial document (sent while it computes): partitions
+    ``done`` of ``total`` and events read so far; ``run`` names the run."""
+
+    done: int
+    total: int
+    events: int
+    run: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        named = {"run": self.run} if self.run is not None else {}
+        return {"done": self.done, "total": self.total, "events": self.events, **named}
+
+
 @dataclass
 class SampleResult:
     """One sample's numbers: events read, events passing, weighted yield and histogram."""
@@ -98,9 +113,12 @@ class HistogramDocument:
     skipped: list[SkippedFile] = field(default_factory=list)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     figure: FigureSettings = field(default_factory=FigureSettings)
+    #: Set only in a partial document: the result so far of a run still computing.
+    partial: Progress | None = None
 
     def to_dict(self) -> dict[str, Any]:
         completed = _complete(self.release, self.groups)
+        partial = {"partial": self.partial.to_dict()} if self.partial is not None else {}
         return {
             "schema": SCHEMA,
             "release": self.release,
@@ -137,6 +155,7 @@ class HistogramDocument:
             "skipped": [
                 {"sample": f.sample, "file": f.file, "cause": f.cause} for f in self.skipped
             ],
+            **partial,
         }
 
     def to_json(self) -> bytes:
@@ -347,6 +366,9 @@ def from_dict(raw: Any) -> HistogramDocument:
     figure = raw["figure"]
     for key in ("sqrt_s_tev", "y_headroom"):
         _require(_is_number(figure[key]), f"figure.{key}", "must be a positive number")
+    partial = raw.get("partial")
+    if partial is not None:
+        _require(partial["done"] <= partial["total"], "partial.done", "must not exceed total")
     return HistogramDocument(
         release=raw["release"],
         lumi_fb=float(raw["lumi_fb"]),
@@ -362,6 +384,11 @@ def from_dict(raw: Any) -> HistogramDocument:
             x_label=figure["x_label"],
             process=figure["process"],
             fit=bool(figure.get("fit", False)),
+        ),
+        partial=(
+            Progress(partial["done"], partial["total"], partial["events"], partial.get("run"))
+            if partial is not None
+            else None
         ),
     )
 

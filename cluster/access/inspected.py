@@ -27,7 +27,7 @@ from .remote import RemoteFile
 log = logging.getLogger(__name__)
 
 #: Bumped when what an inspection records changes: older entries are then ignored.
-FORMAT = 2
+FORMAT = 3
 
 
 class InspectionCache:

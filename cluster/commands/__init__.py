@@ -8,6 +8,8 @@ import argparse
 from collections.abc import Callable
 
 from .broker import add_plotter_parser, add_publish_parser
+from .certificates import add_certificates_parser
+from .checkpoint import add_checkpoint_parser
 from .cluster import add_cluster_parser
 from .download import add_download_parser
 from .fit import add_fit_parser
@@ -23,7 +25,9 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_plotter_parser,
     add_generate_parser,
     add_download_parser,
+    add_checkpoint_parser,
     add_cluster_parser,
+    add_certificates_parser,
     add_health_parser,
     add_selftest_parser,
 ]

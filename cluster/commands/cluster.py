@@ -20,7 +20,9 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the Docker stack's processes on this machine, without Docker: a real "
             "`dask scheduler`, N `dask worker` processes and `hzz plotter`, in the "
-            "background on 127.0.0.1. Then: hzz run --scheduler ADDRESS."
+            "background on 127.0.0.1, speaking mutual TLS with certificates made for them "
+            "in DIR/certificates (readable by you only). Then: hzz run --scheduler ADDRESS "
+            "--certificates DIR/certificates."
         ),
         formatter_class=HelpFormatter,
     )
@@ -63,8 +65,9 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def up_command(args: argparse.Namespace) -> int:
-    from cluster.runtime.localstack import up
+    from cluster.runtime.localstack import certificates_dir, up
 
+    certificates = certificates_dir(args.dir.resolve())
     plotter_args = None
     plotter_env = {}
     if not args.no_plotter:
@@ -88,13 +91,13 @@ def up_command(args: argparse.Namespace) -> int:
     if plotter_args is not None:
         print(f"plotter:   PNGs into {plotter_args[1]}")
     print(f"state:     {args.dir.resolve() / 'state.json'}")
-    print(f"run with:  hzz run --scheduler {state.scheduler}")
+    print(f"run with:  hzz run --scheduler {state.scheduler} --certificates {certificates}")
     return EXIT_OK
 
 
 def status_command(args: argparse.Namespace) -> int:
     from analysis.errors import RunFailure
-    from cluster.runtime.localstack import connected_workers, load_state
+    from cluster.runtime.localstack import certificates_dir, connected_workers, load_state
 
     state = load_state(args.dir)
     print(f"scheduler: {state.scheduler}")
@@ -104,7 +107,7 @@ def status_command(args: argparse.Namespace) -> int:
             f"  {proc.name:<12} pid {proc.pid:<8} {'up' if proc.alive() else 'DOWN':<5} {proc.log}"
         )
     try:
-        connected = connected_workers(state.scheduler, timeout="5s")
+        connected = connected_workers(state.scheduler, certificates_dir(args.dir), "5s")
     except (OSError, TimeoutError) as err:
         raise RunFailure(f"scheduler {state.scheduler} does not answer: {err}") from err
     print(f"workers connected: {len(connected)} ({', '.join(sorted(connected))})")

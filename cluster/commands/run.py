@@ -83,8 +83,19 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--scheduler",
         metavar="ADDRESS",
         default=setting("HZZ_SCHEDULER"),
-        help="address of a running Dask scheduler, e.g. tcp://scheduler:8786 "
-        "(env HZZ_SCHEDULER); default: start a local cluster",
+        help="address of a running Dask scheduler, e.g. tls://scheduler:8786 "
+        "(env HZZ_SCHEDULER); default: start a local cluster (mutual TLS, certificates "
+        "made for it)",
+    )
+    parser.add_argument(
+        "--certificates",
+        metavar="DIR",
+        type=Path,
+        default=setting("HZZ_CERTIFICATES"),
+        help="with --scheduler: the directory of the cluster's certificates (hzz "
+        "certificates; hzz cluster up prints it) whose client certificate and CA this run "
+        "presents and trusts (env HZZ_CERTIFICATES; default: Dask's config "
+        "distributed.comm.tls)",
     )
     parser.add_argument(
         "--step-size",
@@ -153,6 +164,15 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "the post-fit figure, the fit results and the pyhf workspace beside the document and "
         "prints the fit table",
     )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        default=setting("HZZ_CHECKPOINT"),
+        help="keep each computed partition in DIR as it finishes and reuse those kept: a "
+        "run that stopped resumes where it was, a rerun computes only what changed (kept "
+        "by file identity, entry range and analysis version); prints 'checkpoint: K of N "
+        "partitions reused' (env HZZ_CHECKPOINT; bound it with hzz checkpoint prune)",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -200,10 +220,12 @@ def run_command(args: argparse.Namespace) -> int:
         worker_timeout_s=args.worker_timeout,
         cache_dir=Path(args.cache) if args.cache else None,
         timeout_s=args.timeout,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
     )
     target = RunTarget(
         out_dir=Path(args.out),
         scheduler=args.scheduler,
+        certificates=args.certificates,
         workers=args.workers,
         dashboard=args.dashboard,
         fit=args.fit,

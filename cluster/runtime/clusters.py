@@ -9,12 +9,15 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dask
 from distributed import Client, LocalCluster
+from distributed.security import Security
 
-from cluster.defaults import DEFAULT_DASHBOARD, DEFAULT_WORKER_TIMEOUT_S
+from analysis.errors import InputError
+from cluster.defaults import BROKER_SECRETS, DEFAULT_DASHBOARD, DEFAULT_WORKER_TIMEOUT_S
 
 from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV, WORKER_PRELOAD
 
@@ -64,7 +67,9 @@ def start_worker_server(environ: Mapping[str, str], preload: Sequence[str] = ())
     workers then start in a fraction of a second with the analysis already imported,
     instead of each importing everything after the scheduler is up. The server lives
     as long as this process; a later call changes nothing. Like the nanny, this leaves
-    ``environ`` set in this process.
+    ``environ`` set in this process. The server, and so every worker, starts without the
+    broker's credentials (``BROKER_SECRETS``): code a client runs on a worker can read its
+    environment.
     """
     if WORKER_START_METHOD != "forkserver":
         return  # each worker is spawned with the nanny's pre-spawn environment instead
@@ -76,7 +81,15 @@ def start_worker_server(environ: Mapping[str, str], preload: Sequence[str] = ())
     multiprocessing.get_context("forkserver").set_forkserver_preload(
         ["cluster.runtime.interrupt", "distributed", *preload]  # workers ignore Ctrl-C
     )
-    multiprocessing.forkserver.ensure_running()
+    with _SPAWN_LOCK:
+        withheld = {name: os.environ.pop(name) for name in BROKER_SECRETS if name in os.environ}
+        try:
+            multiprocessing.forkserver.ensure_running()  # inherits os.environ as it is now
+        finally:
+            os.environ.update(withheld)
+
+
+_SPAWN_LOCK = threading.Lock()
 
 
 def open_client(
@@ -85,19 +98,29 @@ def open_client(
     threads_per_worker: int = 1,
     dashboard_address: str | None = DEFAULT_DASHBOARD,
     connect_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
+    certificates: Path | None = None,
 ) -> tuple[Client, LocalCluster | None]:
     """A client of ``scheduler``, or of a new local cluster of ``workers`` processes
     (forked from a server that has imported what they run: ``start_worker_server``).
 
     A scheduler that does not answer yet (starting; on a swarm its name resolves only
-    once its health check passed) is retried for ``connect_timeout_s``.
+    once its health check passed) is retried for ``connect_timeout_s``. Its client
+    presents the client certificate of ``certificates`` (a directory made by ``hzz
+    certificates``), else what Dask's config names (``distributed.comm.tls``).
+    The local cluster speaks mutual TLS with certificates made for it and held in memory:
+    no other process, of this user or another, can submit work to it.
 
     Worker processes (not threads) because uproot decompression and awkward kernels
     hold the GIL for part of their work. Close with ``close_client``.
     """
     if scheduler:
-        return Client(scheduler, timeout=connect_timeout_s), None
+        return Client(
+            scheduler, timeout=connect_timeout_s, security=client_security(scheduler, certificates)
+        ), None
+    from .certificates import temporary_security
+
     start_worker_server(worker_environ(), WORKER_PRELOAD)
+    security = temporary_security()
     with dask.config.set(cluster_config()):  # read by the scheduler and nannies at start
         local = LocalCluster(
             n_workers=workers,
@@ -105,12 +128,31 @@ def open_client(
             processes=True,
             host=LOOPBACK,
             dashboard_address=dashboard_listen_address(dashboard_address),
+            security=security,
         )
     try:
         return Client(local), local
     except BaseException:
         local.close()
         raise
+
+
+def client_security(scheduler: str, certificates: Path | None) -> Security | None:
+    """The client's ``Security`` for ``scheduler``: the files of ``certificates``, else
+    Dask's config (None). A ``tls://`` scheduler with neither is a clear error, not
+    Dask's "TLS expects a ssl_context" after the connect timeout."""
+    from .certificates import directory_security
+
+    if certificates is not None:
+        return directory_security(certificates, "client")
+    if scheduler.startswith("tls://") and not Security().get_connection_args("client").get(
+        "ssl_context"
+    ):
+        raise InputError(
+            f"scheduler {scheduler} speaks TLS: give its client certificates with "
+            "--certificates DIR (env HZZ_CERTIFICATES) or Dask's config distributed.comm.tls"
+        )
+    return None
 
 
 def close_client(client: Client, local: LocalCluster | None) -> None:
@@ -154,9 +196,17 @@ class BackgroundClient:
         threads_per_worker: int = 1,
         dashboard_address: str | None = DEFAULT_DASHBOARD,
         connect_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
+        certificates: Path | None = None,
     ) -> None:
         self._started = Future[tuple[Client, LocalCluster | None]]()
-        arguments = (scheduler, workers, threads_per_worker, dashboard_address, connect_timeout_s)
+        arguments = (
+            scheduler,
+            workers,
+            threads_per_worker,
+            dashboard_address,
+            connect_timeout_s,
+            certificates,
+        )
         threading.Thread(target=self._start, args=arguments, name="hzz-cluster-start").start()
 
     def _start(self, *arguments: Any) -> None:

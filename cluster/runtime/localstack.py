@@ -5,6 +5,9 @@ run as separate background processes on 127.0.0.1, exactly the processes the sta
 containers run, so ``hzz run --scheduler ADDRESS`` exercises the whole distributed path.
 Their pids, start times, logs and addresses are kept in ``STATE_DIR/state.json``;
 ``down`` stops precisely those processes (a recycled pid is recognised and left alone).
+They speak mutual TLS with certificates made for this cluster in ``STATE_DIR/certificates``
+(readable by its owner only): a process of another user cannot submit work, and
+``hzz run --scheduler ADDRESS --certificates STATE_DIR/certificates`` can.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,11 +27,19 @@ from pathlib import Path
 import psutil
 
 from analysis.errors import RunFailure
+from cluster.defaults import BROKER_SECRETS
 
+from .certificates import (
+    directory_security,
+    make_certificates,
+    security_options,
+    write_certificates,
+)
 from .tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
 
 DEFAULT_DIR = Path(".hzz-cluster")
 STATE_NAME = "state.json"
+CERTIFICATES_NAME = "certificates"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
@@ -76,6 +88,28 @@ def state_path(state_dir: Path) -> Path:
     return state_dir / STATE_NAME
 
 
+def certificates_dir(state_dir: Path) -> Path:
+    """Where the cluster's CA and its scheduler, worker and client certificates are."""
+    return state_dir / CERTIFICATES_NAME
+
+
+def _tls_options(state_dir: Path, role: str) -> list[str]:
+    """``dask scheduler``/``dask worker`` options: the CA, ``role``'s certificate and key."""
+    options = security_options(certificates_dir(state_dir), role)
+    return [
+        "--tls-ca-file",
+        options["tls_ca_file"],
+        "--tls-cert",
+        options[f"tls_{role}_cert"],
+        "--tls-key",
+        options[f"tls_{role}_key"],
+    ]
+
+
+#: Every Dask process of the stand-in refuses a connection that is not TLS.
+REQUIRE_ENCRYPTION_ENV = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+
+
 def load_state(state_dir: Path) -> StackState:
     """The recorded stand-in in ``state_dir``; a clear error if there is none or it is bad."""
     path = state_path(state_dir)
@@ -104,17 +138,15 @@ def save_state(state_dir: Path, state: StackState) -> None:
     tmp.replace(path)
 
 
-#: Variables that carry the broker's credentials: only the plotter gets them. A Dask
-#: scheduler or worker holding them would hand them to any client that asks
-#: (``client.run(os.environ.get, …)``).
-BROKER_SECRETS = ("HZZ_BROKER", "HZZ_BROKER_FILE")
-
-
 def _environ_for(role: str) -> dict[str, str]:
-    """This process's environment, without the broker's credentials unless for the plotter."""
+    """This process's environment, without the broker's credentials unless for the
+    plotter; Dask's processes refuse unencrypted connections."""
     if role == "plotter":
         return dict(os.environ)
-    return {k: v for k, v in os.environ.items() if k not in BROKER_SECRETS}
+    return {
+        **{k: v for k, v in os.environ.items() if k not in BROKER_SECRETS},
+        **REQUIRE_ENCRYPTION_ENV,
+    }
 
 
 def _spawn(
@@ -164,21 +196,23 @@ def _wait_for_scheduler(proc: ManagedProcess, scheduler_file: Path) -> tuple[str
     raise StackError(f"the scheduler did not start within {START_TIMEOUT_S:.0f} s; see {proc.log}")
 
 
-def connected_workers(scheduler: str, timeout: str = "10s") -> dict[str, str]:
-    """Names → addresses of the workers connected to ``scheduler``."""
+def connected_workers(scheduler: str, certificates: Path, timeout: str = "10s") -> dict[str, str]:
+    """Names → addresses of the workers connected to ``scheduler``, asked with the client
+    certificate of ``certificates``."""
     from distributed import Client
 
-    with Client(scheduler, timeout=timeout) as client:
+    security = directory_security(certificates, "client")
+    with Client(scheduler, timeout=timeout, security=security) as client:
         workers = client.scheduler_info(n_workers=-1)["workers"]
     return {str(info.get("name")): address for address, info in workers.items()}
 
 
-def wait_for_workers(state: StackState, names: Sequence[str]) -> dict[str, str]:
+def wait_for_workers(state_dir: Path, state: StackState, names: Sequence[str]) -> dict[str, str]:
     """Block until every worker in ``names`` is connected; fail fast if one exits."""
     deadline = time.monotonic() + START_TIMEOUT_S
     wanted = set(names)
     while True:
-        connected = connected_workers(state.scheduler)
+        connected = connected_workers(state.scheduler, certificates_dir(state_dir))
         if wanted <= connected.keys():
             return connected
         for proc in state.of_role("worker"):
@@ -190,7 +224,7 @@ def wait_for_workers(state: StackState, names: Sequence[str]) -> dict[str, str]:
         time.sleep(0.3)
 
 
-def _worker_argv(state: StackState, name: str) -> list[str]:
+def _worker_argv(state_dir: Path, state: StackState, name: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -204,6 +238,7 @@ def _worker_argv(state: StackState, name: str) -> list[str]:
         "--nworkers",
         "1",
         "--no-dashboard",
+        *_tls_options(state_dir, "worker"),
         *state.worker_options,
     ]
 
@@ -214,11 +249,11 @@ def add_workers(state_dir: Path, state: StackState, count: int) -> list[str]:
     for _ in range(count):
         name = f"worker-{state.next_worker}"
         state.next_worker += 1
-        argv = _worker_argv(state, name)
+        argv = _worker_argv(state_dir, state, name)
         state.processes.append(_spawn("worker", name, argv, state_dir, WORKER_ALLOCATOR_ENV))
         names.append(name)
     save_state(state_dir, state)
-    wait_for_workers(state, names)
+    wait_for_workers(state_dir, state, names)
     return names
 
 
@@ -239,7 +274,7 @@ def up(
     """
     if workers < 1:
         raise StackError("--workers must be at least 1")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # new: the owner's only
     state_dir = state_dir.resolve()
     if state_path(state_dir).exists():
         old = load_state(state_dir)
@@ -248,6 +283,9 @@ def up(
                 f"a local cluster is already up in {state_dir} (scheduler {old.scheduler}); "
                 f"stop it first: hzz cluster down --dir {state_dir}"
             )
+    certificates = certificates_dir(state_dir)
+    shutil.rmtree(certificates, ignore_errors=True)  # a new CA for each cluster started
+    write_certificates(certificates, make_certificates("hzz cluster"), keep_ca_key=False)
     scheduler_file = state_dir / "scheduler.json"
     scheduler_file.unlink(missing_ok=True)
     scheduler = _spawn(
@@ -258,10 +296,13 @@ def up(
             "-m",
             "dask",
             "scheduler",
+            "--protocol",
+            "tls",
             "--host",
             HOST,
             "--port",
             str(port),
+            *_tls_options(state_dir, "scheduler"),
             "--dashboard-address",
             f"{HOST}:{dashboard_port}",
             "--scheduler-file",

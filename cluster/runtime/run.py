@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from analysis.errors import HZZError, InputError, MissingFileError, RunFailure
 from analysis.inputs.partitions import DEFAULT_STEP_SIZE
 from cluster.defaults import (
     DEFAULT_DASHBOARD,
+    DEFAULT_LIVE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKER_TIMEOUT_S,
     inspection_cache_dir,
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from analysis.inputs.catalogue import Release
+    from analysis.inputs.files import FileInfo
     from analysis.results.document import HistogramDocument
     from analysis.results.fit import FitResult
+    from cluster.access.remote import RemoteFile
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,13 @@ class RunOptions:
     #: Inspections of remote files kept between runs (None: not kept); default from
     #: the environment (``cluster.defaults.inspection_cache_dir``).
     inspection_cache: Path | None = None
+    #: Keep each computed partition here and reuse those kept (--checkpoint).
+    checkpoint: Path | None = None
+    #: Hand the result so far to ``on_partial`` while computing (--live), at most this often.
+    live_interval_s: float = DEFAULT_LIVE_INTERVAL_S
+    on_partial: Callable[[analysis.AnalysisResult], object] | None = None
+    #: Names the run in its partial documents (the plotter's live figure of it).
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.inspection_cache is None:
@@ -77,6 +87,7 @@ class RunTarget:
 
     out_dir: Path
     scheduler: str | None = None  # a running Dask scheduler; None: a local cluster
+    certificates: Path | None = None  # the client certificate for it (hzz certificates)
     workers: int | None = None  # the local cluster's worker processes (None: one per core)
     dashboard: str = DEFAULT_DASHBOARD
     fit: bool = False  # the fit is made where the figure is drawn: here, or by the plotter
@@ -107,6 +118,7 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         threads_per_worker=REMOTE_THREADS_PER_WORKER if remote else 1,
         dashboard_address=target.dashboard,
         connect_timeout_s=options.worker_timeout_s,
+        certificates=target.certificates,
     )
     warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
     try:
@@ -160,10 +172,13 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
 def _in_process(release: Release, options: RunOptions, target: RunTarget) -> int | None:
     """The input's size if this run computes in this process (``cluster.runtime.inprocess``):
     no --scheduler or --workers, local files of at most ``IN_PROCESS_MAX_BYTES``, the
-    figure drawn here (no broker, no fit); else None."""
+    figure drawn here (no broker, no fit), computed at once (no --checkpoint, no
+    --live); else None."""
     if target.scheduler or target.workers or target.publish is not None or target.fit:
         return None
-    if options.cache_dir is not None:
+    if options.cache_dir is not None or options.checkpoint is not None:
+        return None
+    if options.on_partial is not None:
         return None
     chosen = release.select(options.samples, options.groups)
     size = local_input_bytes(release, options.locations, chosen)
@@ -292,6 +307,36 @@ class WatchedCompute:
                     f"computing the analysis failed: {type(err).__name__}: {err}"
                 ) from err
 
+    def each(self, collections: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Each collection's result as it finishes (``analysis.results.incremental``),
+        watched and shown as ``__call__`` computes; the progress bar draws itself from
+        a thread of its own meanwhile."""
+        from distributed import as_completed, progress
+
+        from .watchdog import WorkerWatchdog, wait_for_a_worker
+
+        wait_for_a_worker(self.client, self.worker_timeout_s)
+        futures = self.client.compute(list(collections))
+        index = {future.key: k for k, future in enumerate(futures)}
+        bar = None
+        if self.show_progress:
+            bar = threading.Thread(
+                target=progress, args=(futures,), kwargs={"notebook": False}, daemon=True
+            )
+            bar.start()
+        with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
+            try:
+                for future, result in as_completed(futures, with_results=True):
+                    yield index[future.key], result
+            except Exception as err:
+                watchdog.raise_if_tripped()
+                raise RunFailure(
+                    f"computing the analysis failed: {type(err).__name__}: {err}"
+                ) from err
+        if bar is not None:
+            bar.join()
+            print(flush=True)
+
 
 def run_analysis(
     client: Client | Callable[[], Client] | ThreadedCompute, release: Release, options: RunOptions
@@ -312,9 +357,29 @@ def run_analysis(
     inspection, compute = inspect_inputs(client, release, options)
     graph = analysis.build(inspection, options.step_size, compute.readers)
     began = time.monotonic()
-    computed = compute_graph(graph, compute)
+    if options.checkpoint is None and options.on_partial is None:
+        computed = compute_graph(graph, compute)
+    else:
+        computed = _compute_by_partition(graph, compute, options)
     log.info("computed in %.2f s", time.monotonic() - began)
     return analysis.collect(graph, computed, options.skip_bad_files)
+
+
+def _compute_by_partition(
+    graph: analysis.AnalysisGraph, compute: WatchedCompute, options: RunOptions
+) -> list[tuple[Any]]:
+    """The graph computed partition by partition: kept ones reused (--checkpoint), the
+    result so far handed to ``options.on_partial`` (--live)."""
+    from analysis.results.checkpoint import CheckpointStore
+    from analysis.results.incremental import compute_by_partition
+
+    store = CheckpointStore(options.checkpoint) if options.checkpoint is not None else None
+    computed, reused = compute_by_partition(
+        graph, compute.each, store, options.on_partial, options.live_interval_s, options.run_id
+    )
+    if store is not None:
+        print(reused, flush=True)
+    return computed
 
 
 def inspect_inputs(
@@ -367,6 +432,11 @@ def inspect_inputs(
         known=known,
         readers=compute.readers,
     )
+    if remote:  # what identified each remote file when it was inspected: its checkpoints' key
+        inspection.files = {
+            name: [_with_validator(f, remote.get(f.location)) for f in files]
+            for name, files in inspection.files.items()
+        }
     if kept is not None:
         fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
         kept.keep(fresh, remote)
@@ -378,6 +448,13 @@ def inspect_inputs(
         time.monotonic() - began,
     )
     return inspection, compute
+
+
+def _with_validator(info: FileInfo, checked: RemoteFile | None) -> FileInfo:
+    """``info`` with the validator its server gave before it was inspected."""
+    if checked is None or checked.identity is None or info.validator is not None:
+        return info
+    return replace(info, validator=checked.identity)
 
 
 def write_outputs(
