@@ -59,12 +59,15 @@ class ThreadedCompute:
         from contextlib import nullcontext
 
         from dask.diagnostics import ProgressBar
+        from dask.threaded import get as threaded_get
 
         bar = ProgressBar() if self.show_progress else nullcontext()
         # A pool of its own, ended here: Dask's shared pool would keep threads that the
         # command waits for at exit.
         try:
             with ThreadPoolExecutor(self.readers, thread_name_prefix="hzz-compute") as pool, bar:
-                return list(dask.compute(*collections, scheduler="threads", pool=pool))
+                # The function, not its name: Dask would import distributed (0.3 s) to
+                # look for a client first.
+                return list(dask.compute(*collections, scheduler=threaded_get, pool=pool))
         except Exception as err:
             raise RunFailure(f"computing the analysis failed: {type(err).__name__}: {err}") from err
