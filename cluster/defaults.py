@@ -101,6 +101,9 @@ def inspection_cache_dir() -> str | None:
 #: Seconds between two partial documents of ``hzz run --live``.
 DEFAULT_LIVE_INTERVAL_S = 2.0
 
+#: Where the plotter serves its live figures' page (``--live-host``): loopback only.
+DEFAULT_LIVE_HOST = "127.0.0.1"
+
 #: Longest the plotting service spends on one document: its figure takes about 1-3 s,
 #: a fit (when the document asks for one) about 30 s on two busy cores.
 DEFAULT_RENDER_TIMEOUT_S = 180.0

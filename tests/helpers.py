@@ -254,3 +254,86 @@ def trickle_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: Headless Debian chromium, as ``.ci/dashboard_check.py`` runs it.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # root in CI
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1200,1000",
+    "--remote-debugging-port=0",
+]
+
+
+class Chromium:
+    """A real headless Chromium with one page, driven over the DevTools protocol."""
+
+    def __init__(self, profile: Path) -> None:
+        import re
+
+        self.process = subprocess.Popen(
+            ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stderr is not None
+        self.devtools = ""
+        for line in self.process.stderr:
+            found = re.search(r"DevTools listening on ws://([\d.]+:\d+)/", line)
+            if found:
+                self.devtools = f"http://{found.group(1)}"
+                break
+        if not self.devtools:
+            self.close()
+            raise RuntimeError("chromium did not start its DevTools server")
+        self._id = 0
+
+    def call(self, method: str, **params: object) -> dict:
+        """One DevTools call on the first page, its result."""
+        import asyncio
+
+        import aiohttp
+
+        async def call() -> dict:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{self.devtools}/json/list") as response:
+                    pages = [t for t in await response.json() if t["type"] == "page"]
+                async with session.ws_connect(
+                    pages[0]["webSocketDebuggerUrl"], max_msg_size=0
+                ) as socket_:
+                    self._id += 1
+                    await socket_.send_json({"id": self._id, "method": method, "params": params})
+                    while True:
+                        message = await socket_.receive_json(timeout=60)
+                        if message.get("id") == self._id:
+                            if "error" in message:
+                                raise RuntimeError(f"{method}: {message['error']}")
+                            return message.get("result", {})
+
+        return asyncio.run(call())
+
+    def evaluate(self, expression: str) -> object:
+        """The value of a JavaScript expression in the page."""
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result.get("result", {}).get("value")
+
+    def screenshot(self, path: Path) -> Path:
+        import base64
+
+        shot = self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()

@@ -59,6 +59,11 @@ def test_what_computes_in_this_process(mirror: Path, tmp_path: Path, monkeypatch
         RunTarget(out_dir=tmp_path, publish=lambda path, body: None),
     ):
         assert runtime_run._in_process(release, local, asked) is None
+    for computed_by_partition in (
+        RunOptions(locations=[str(mirror)], allow_missing=True, run_id="live"),
+        RunOptions(locations=[str(mirror)], allow_missing=True, checkpoint=tmp_path / "kept"),
+    ):
+        assert runtime_run._in_process(release, computed_by_partition, here) is None
     remote = RunOptions(locations=["http://127.0.0.1:1/4lep"], allow_missing=True)
     assert runtime_run._in_process(release, remote, here) is None
     monkeypatch.setattr(runtime_run, "IN_PROCESS_MAX_BYTES", size - 1)  # too large now

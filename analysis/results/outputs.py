@@ -4,6 +4,8 @@ A figure is ``plot_dd_mm_yy-HH-MM.png`` (UTC), its document the same stem with
 ``.json``. A second result in the same minute gets ``_2``, ``_3``, … . Files are
 written to a temporary name and hard-linked into place, so a reader never sees a
 half-written file and an existing file is never replaced, even by a concurrent writer.
+The one exception is a live figure (``live/<run>.png``), the result so far of a run
+still computing: it is replaced, atomically, by the next.
 """
 
 from __future__ import annotations
@@ -143,6 +145,33 @@ def _write_under_free_stem(
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+
+
+#: The folder of ``--out`` that live figures go to, one per run: ``live/<run>.png``.
+LIVE_DIR = "live"
+#: What names a run (a live figure's file name): the schema's ``partial.run``.
+RUN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def live_path(directory: Path | str, run: str) -> Path:
+    """Where the live figure of ``run`` is kept under the output ``directory``."""
+    if RUN_PATTERN.fullmatch(run) is None:
+        raise ValueError(f"not a run name: {run!r}")
+    return Path(directory) / LIVE_DIR / f"{run}.png"
+
+
+def replace_live(directory: Path | str, run: str, png: bytes) -> Path:
+    """Write (or replace) the live figure of ``run``: a temporary file renamed over the
+    old one, so that a reader always sees a whole figure."""
+    target = live_path(directory, run)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = _write_temp(target.parent, png)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def write_beside(document: Path | str, contents: Mapping[str, bytes]) -> dict[str, Path]:

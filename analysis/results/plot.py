@@ -65,8 +65,15 @@ def _labels(document: HistogramDocument, names: list[str]) -> str:
 
 
 def notes(document: HistogramDocument) -> list[str]:
-    """The strip under the axes: what is missing, simulated or incomplete."""
+    """The strip under the axes: how far a run still computing is, and what is missing,
+    simulated or incomplete."""
     lines = []
+    if document.partial is not None:
+        progress = document.partial
+        lines.append(
+            f"partial: {progress.done}/{progress.total} partitions "
+            f"({progress.events:,} events read so far)"
+        )
     if document.generated:
         lines.append("Simulated stand-ins: " + _labels(document, document.generated))
         lines.append(

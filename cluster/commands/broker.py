@@ -110,21 +110,37 @@ def resend_command(path: Path, args: argparse.Namespace) -> str:
     return shlex.join(words) + where
 
 
-def publish_saved(path: Path, body: bytes, args: argparse.Namespace) -> int:
-    """Publish a document saved at ``path``; on failure say where it is kept."""
+def publish_saved(path: Path, body: bytes, args: argparse.Namespace, run: str | None = None) -> int:
+    """Publish a document saved at ``path`` (the last of ``run``, if it was live); on
+    failure say where it is kept."""
     from analysis.errors import RunFailure
     from cluster.service.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
     from cluster.service.publisher import publish
 
     try:
         url = broker_url(args.broker)
-        sent = publish(body, url, _topology(args), args.broker_timeout)
+        sent = publish(body, url, _topology(args), args.broker_timeout, run=run)
     except (BrokerConfigError, BrokerUnavailable) as err:
         failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
         failure.add_note(f"document kept at {path}; resend with: {resend_command(path, args)}")
         raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")
     return EXIT_OK
+
+
+#: Longest a partial document of a live run may take to publish: the next one follows.
+PARTIAL_TIMEOUT_S = 5.0
+
+
+def publish_partial(body: bytes, args: argparse.Namespace, run: str | None) -> None:
+    """Publish a partial document of the live run ``run`` (``hzz run --live``): not
+    persistent; a failure is the caller's to log (the run goes on)."""
+    from cluster.service.amqp import broker_url
+    from cluster.service.publisher import publish
+
+    url = broker_url(args.broker)
+    timeout = min(args.broker_timeout, PARTIAL_TIMEOUT_S)
+    publish(body, url, _topology(args), timeout, run=run, persistent=False)
 
 
 def add_publish_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -161,7 +177,12 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
-    from cluster.defaults import DEFAULT_CRASH_LIMIT, DEFAULT_MAX_BYTES, DEFAULT_RENDER_TIMEOUT_S
+    from cluster.defaults import (
+        DEFAULT_CRASH_LIMIT,
+        DEFAULT_LIVE_HOST,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_RENDER_TIMEOUT_S,
+    )
 
     parser = subparsers.add_parser(
         "plotter",
@@ -216,6 +237,21 @@ def add_plotter_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep FILE fresh while connected and consuming, for a container health "
         "check: hzz health FILE",
     )
+    parser.add_argument(
+        "--live-port",
+        metavar="PORT",
+        action=positive(zero=True),
+        default=None,
+        help="serve the live figures of runs started with hzz run --live (DIR/live/) on "
+        "this port: a read-only page that reloads itself (0: any free port, logged); "
+        "default: not served",
+    )
+    parser.add_argument(
+        "--live-host",
+        metavar="HOST",
+        default=DEFAULT_LIVE_HOST,
+        help="with --live-port: the address to listen on ('0.0.0.0': every interface)",
+    )
     parser.set_defaults(handler=plotter_command)
 
 
@@ -235,5 +271,7 @@ def plotter_command(args: argparse.Namespace) -> int:
         health_file=Path(args.health_file) if args.health_file else None,
         render_timeout_s=args.render_timeout,
         crash_limit=args.crash_limit,
+        live_port=None if args.live_port is None else int(args.live_port),
+        live_host=args.live_host,
     )
     return serve(options)

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from cluster.defaults import (
     DEFAULT_DASHBOARD,
+    DEFAULT_LIVE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKER_TIMEOUT_S,
     IN_PROCESS_MAX_BYTES,
     setting,
 )
 
-from .broker import add_broker_arguments, publish_saved
+from .broker import add_broker_arguments, publish_partial, publish_saved
 from .common import (
     DEFAULT_OUT,
     EXIT_INTERRUPTED,
@@ -173,6 +174,19 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "by file identity, entry range and analysis version); prints 'checkpoint: K of N "
         "partitions reused' (env HZZ_CHECKPOINT; bound it with hzz checkpoint prune)",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="show the result while the workers compute: with --broker, partial documents "
+        "go to the plotting service, which draws them into one live figure; without, the "
+        "live figure is written here, in OUT/live/",
+    )
+    add_seconds(
+        parser,
+        "--live-interval",
+        DEFAULT_LIVE_INTERVAL_S,
+        "with --live: at most one partial result this often",
+    )
     add_broker_arguments(parser, run=True)
     parser.set_defaults(handler=run_command)
 
@@ -204,6 +218,7 @@ def _stop_on_interrupt(signum: int, frame: object) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop_on_interrupt)
+    from cluster.runtime.live import new_run_id
     from cluster.runtime.run import RunOptions, RunTarget, run
 
     publishing = bool(args.broker or setting("HZZ_BROKER") or setting("HZZ_BROKER_FILE"))
@@ -221,6 +236,8 @@ def run_command(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache) if args.cache else None,
         timeout_s=args.timeout,
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        live_interval_s=args.live_interval,
+        run_id=new_run_id() if args.live else None,
     )
     target = RunTarget(
         out_dir=Path(args.out),
@@ -229,7 +246,14 @@ def run_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         dashboard=args.dashboard,
         fit=args.fit,
-        publish=(lambda path, body: publish_saved(path, body, args)) if publishing else None,
+        publish=(
+            (lambda path, body: publish_saved(path, body, args, options.run_id))
+            if publishing
+            else None
+        ),
+        publish_partial=(
+            (lambda body: publish_partial(body, args, options.run_id)) if publishing else None
+        ),
     )
     run(args.release, options, target)
     return EXIT_OK

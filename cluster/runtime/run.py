@@ -30,6 +30,7 @@ from cluster.defaults import (
 )
 
 from .inprocess import IN_PROCESS_MAX_BYTES, ThreadedCompute, local_input_bytes
+from .live import LiveResults
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -68,7 +69,7 @@ class RunOptions:
     #: Hand the result so far to ``on_partial`` while computing (--live), at most this often.
     live_interval_s: float = DEFAULT_LIVE_INTERVAL_S
     on_partial: Callable[[analysis.AnalysisResult], object] | None = None
-    #: Names the run in its partial documents (the plotter's live figure of it).
+    #: A live run's name (--live), in its partial documents and live figure; None: not live.
     run_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -92,6 +93,8 @@ class RunTarget:
     dashboard: str = DEFAULT_DASHBOARD
     fit: bool = False  # the fit is made where the figure is drawn: here, or by the plotter
     publish: Publish | None = None  # None: draw the figure here
+    #: With ``publish`` and --live: hands a partial document's JSON to the plotting service.
+    publish_partial: Callable[[bytes], object] | None = None
 
 
 def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
@@ -120,6 +123,11 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         connect_timeout_s=options.worker_timeout_s,
         certificates=target.certificates,
     )
+    live = _live_results(options.run_id, target)
+    if live is not None:
+        options = replace(options, on_partial=live)
+    # A live run drawing here warms the figure up with its first partial result.
+    warm = target.publish is None and live is None
     warming = threading.Thread(target=_warm_up_figure, args=(release,), daemon=True)
     try:
 
@@ -128,7 +136,7 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             return client
 
-        if target.publish is None:
+        if warm:
             warming.start()
         result = run_analysis(connect, release, options)  # remote files checked meanwhile
         _import_what_follows(target)
@@ -143,6 +151,8 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         err.add_note("nothing written")
         raise
     finally:
+        if live is not None:
+            live.close()
         cluster.close()
     document = _validated(result.document)
     print(result.yields_table())
@@ -153,12 +163,17 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         print(f"document: {saved}")
         target.publish(saved, document.to_json())
         return
-    warming.join()  # one figure at a time: matplotlib's settings are the process's
+    if warm:
+        warming.join()  # one figure at a time: matplotlib's settings are the process's
     try:
         written, fitted = write_outputs(result, target.out_dir)
     except HZZError as err:  # a document the model cannot fit: nothing is written
         err.add_note("nothing written")
         raise
+    if options.run_id is not None:  # the live figure ends as the result
+        from analysis.results.outputs import replace_live
+
+        replace_live(target.out_dir, options.run_id, written[".png"].read_bytes())
     if fitted is not None:
         print(fitted.table())
     print(f"figure:   {written['.png']}")
@@ -178,7 +193,7 @@ def _in_process(release: Release, options: RunOptions, target: RunTarget) -> int
         return None
     if options.cache_dir is not None or options.checkpoint is not None:
         return None
-    if options.on_partial is not None:
+    if options.on_partial is not None or options.run_id is not None:
         return None
     chosen = release.select(options.samples, options.groups)
     size = local_input_bytes(release, options.locations, chosen)
@@ -210,6 +225,29 @@ def _run_in_process(release: Release, options: RunOptions, target: RunTarget, si
     written, _ = write_outputs(result, target.out_dir, drawer.draw(document))
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
+
+
+def _live_results(run_id: str | None, target: RunTarget) -> LiveResults | None:
+    """The ``on_partial`` of a live run: its partial documents published to the
+    plotting service, or drawn here into ``OUT/live/<run>.png``."""
+    if run_id is None:
+        return None
+    from analysis.results.outputs import live_path, replace_live
+
+    if target.publish is not None:
+        if target.publish_partial is None:
+            raise ValueError("a live run that publishes needs publish_partial")
+        send = target.publish_partial
+        print(f"live: partial documents of run {run_id} go to the plotting service", flush=True)
+        return LiveResults(lambda document: send(document.to_json()))
+
+    def draw(document: HistogramDocument) -> None:
+        from analysis.results.plot import render_png
+
+        replace_live(target.out_dir, run_id, render_png(document))
+
+    print(f"live figure: {live_path(target.out_dir, run_id)}", flush=True)
+    return LiveResults(draw)
 
 
 def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:

@@ -12,6 +12,7 @@ write) hands the message back and pauses consuming until it can write again
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
@@ -34,10 +35,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from analysis.results.document import HistogramDocument
-from analysis.results.outputs import write_new
+from analysis.results.outputs import RUN_PATTERN, live_path, replace_live, write_new
 from analysis.results.plot import render_png
 from cluster.defaults import (
     DEFAULT_CRASH_LIMIT,
+    DEFAULT_LIVE_HOST,
     DEFAULT_MAX_BYTES,
     DEFAULT_RENDER_TIMEOUT_S,
     setting,
@@ -71,6 +73,14 @@ class Outcome(Enum):
     PLOTTED = "plotted"
     DUPLICATE = "already plotted"
     REJECTED = "dead-lettered"
+    PARTIAL = "partial"  # a live run's result so far: drawn into its live figure
+
+
+#: Runs whose final document came, remembered so that a late partial one is not drawn
+#: over their result.
+FINISHED_RUNS_KEPT = 1000
+#: How long to let the next delivery arrive after a partial document, to see a burst.
+BURST_WAIT_S = 0.05
 
 
 @dataclass
@@ -86,6 +96,8 @@ class PlotterOptions:
     health_file: Path | None = None  # refreshed while consuming (heartbeat.py)
     render_timeout_s: float = DEFAULT_RENDER_TIMEOUT_S  # longest drawing of one figure
     crash_limit: int = DEFAULT_CRASH_LIMIT  # stops while handling one message, then dead
+    live_port: int | None = None  # serve the live figures' page here (None: not served)
+    live_host: str = DEFAULT_LIVE_HOST
 
 
 class Plotter:
@@ -101,6 +113,10 @@ class Plotter:
         self._output_fault: str | None = None
         pause = setting(PAUSE_ENV)
         self._pause_before_ack = float(pause) if pause else 0.0
+        #: The newest partial document of each live run not drawn yet, and the runs done.
+        self._partials: dict[str, HistogramDocument] = {}
+        self._drawn: dict[str, tuple[int, Any]] = {}
+        self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         quiet_pika()
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
@@ -228,16 +244,34 @@ class Plotter:
             if method is None:
                 if self._stop.is_set():
                     break
+                self._draw_partials()
                 if self.options.once and deadline is not None and time.monotonic() > deadline:
                     log.error("no message within %g s", self.options.timeout_s)
                     return 1
                 continue
             outcome = self.handle_counted(channel, method, properties, body)
+            if outcome is Outcome.PARTIAL:
+                # A burst of partial documents waiting in the queue: only the newest of
+                # each run is drawn, once the burst is read.
+                if not self._next_message_waiting(channel):
+                    self._draw_partials()
+                continue
             if self.options.once:
                 return 2 if outcome is Outcome.REJECTED else 0
             if self._stop.is_set():
                 break
         return None
+
+    def _next_message_waiting(self, channel: BlockingChannel) -> bool:
+        """Whether another message arrives within ``BURST_WAIT_S`` (it is then the
+        next the loop gets)."""
+        deadline = time.monotonic() + BURST_WAIT_S
+        while channel.get_waiting_message_count() == 0:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._connection is None:
+                return False
+            self._connection.process_data_events(left)
+        return True
 
     def handle_counted(
         self,
@@ -293,6 +327,8 @@ class Plotter:
             document = validate(payload)
         except Rejected as err:
             return self._reject(channel, method, properties, body, label, str(err))
+        if document.partial is not None:
+            return self._take_partial(channel, method, document, label)
         key = idempotency_key(properties, payload)
         # Sample names come from the network: escape them so a log line stays one line.
         samples = ",".join(printable(n, 100) for n in document.samples) or "(none)"
@@ -320,6 +356,7 @@ class Plotter:
             log.info("test hook: pausing %g s before ack", self._pause_before_ack)
             self._connection.sleep(self._pause_before_ack)
         channel.basic_ack(method.delivery_tag)
+        self._finish_run(properties.correlation_id, None if existing else figure[".png"])
         took = time.monotonic() - started
         if existing is not None:
             log.info(
@@ -340,6 +377,63 @@ class Plotter:
         )
         return Outcome.PLOTTED
 
+    def _take_partial(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        document: HistogramDocument,
+        label: str,
+    ) -> Outcome:
+        """Ack a live run's partial document and keep it to draw if it is the newest of
+        its run: never in the ledger, never dead-lettered for being partial."""
+        channel.basic_ack(method.delivery_tag)
+        progress = document.partial
+        assert progress is not None
+        run = progress.run or "unnamed"
+        newest = (progress.done, document.created)
+        waiting = self._partials.get(run)
+        older = [self._drawn.get(run)]
+        if waiting is not None and waiting.partial is not None:
+            older.append((waiting.partial.done, waiting.created))
+        if run in self._finished or any(o is not None and o >= newest for o in older):
+            log.info("message %s: run %s: an older partial document; acked", label, run)
+            return Outcome.PARTIAL
+        self._partials[run] = document
+        return Outcome.PARTIAL
+
+    def _draw_partials(self) -> None:
+        """Draw the newest partial document of each run into its live figure."""
+        while self._partials:
+            run, document = self._partials.popitem()
+            progress = document.partial
+            assert progress is not None
+            try:
+                png = self._render(document, {}, partial=True)[".png"]
+                path = replace_live(self.options.out_dir, run, png)
+            except (Rejected, OSError) as err:  # the next partial document may do better
+                log.warning("run %s: live figure not drawn: %s", run, err)
+                continue
+            self._drawn[run] = (progress.done, document.created)
+            done, total = progress.done, progress.total
+            log.info("run %s: partial %d/%d partitions: drew %s", run, done, total, path)
+
+    def _finish_run(self, run: Any, figure: Path | None) -> None:
+        """The final document of a live run (its ``correlation_id``) came: its live
+        figure becomes the final one, and its partial documents are no longer drawn."""
+        if not isinstance(run, str) or RUN_PATTERN.fullmatch(run) is None:
+            return
+        self._partials.pop(run, None)
+        self._drawn.pop(run, None)
+        self._finished[run] = None
+        while len(self._finished) > FINISHED_RUNS_KEPT:
+            self._finished.popitem(last=False)
+        live = live_path(self.options.out_dir, run)
+        if figure is not None and live.exists():
+            try:
+                replace_live(self.options.out_dir, run, figure.read_bytes())
+            except OSError as err:
+                log.warning("run %s: live figure not replaced by the result: %s", run, err)
+
     def _already_plotted(self, key: str) -> Path | None:
         try:
             with self.ledger.locked():
@@ -349,15 +443,17 @@ class Plotter:
                 f"cannot read the ledger in {self.options.out_dir}: {err.strerror or err}"
             ) from err
 
-    def _render(self, document: HistogramDocument, metadata: dict[str, str]) -> dict[str, bytes]:
-        """The files of a document (``_products``), made in a forked child within
-        ``render_timeout_s``; Rejected if it fails, crashes or takes longer. The broker
-        link is served meanwhile."""
+    def _render(
+        self, document: HistogramDocument, metadata: dict[str, str], partial: bool = False
+    ) -> dict[str, bytes]:
+        """The files of a document (``_products``; of a ``partial`` one, the figure
+        only), made in a forked child within ``render_timeout_s``; Rejected if it
+        fails, crashes or takes longer. The broker link is served meanwhile."""
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(
             target=_render_child,
-            args=(document, metadata, sender, os.getpid()),
+            args=(document, metadata, sender, os.getpid(), partial),
             name="hzz-render",
         )
         child.start()
@@ -482,14 +578,19 @@ def _die_with(service: int) -> None:
 
 
 def _render_child(
-    document: HistogramDocument, metadata: dict[str, str], sender: Any, service: int
+    document: HistogramDocument,
+    metadata: dict[str, str],
+    sender: Any,
+    service: int,
+    partial: bool = False,
 ) -> None:
     """In the forked drawing process: the PNG, or why it could not be drawn."""
     _die_with(service)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
     try:
-        sender.send((True, _products(document, metadata)))
+        made = {".png": render_png(document)} if partial else _products(document, metadata)
+        sender.send((True, made))
     except BaseException as err:  # anything a document can make the figure code raise
         sender.send((False, f"{type(err).__name__}: {err}"))
 
@@ -529,4 +630,19 @@ def serve(options: PlotterOptions) -> int:
     plotter = Plotter(options)
     signal.signal(signal.SIGTERM, plotter.stop)
     signal.signal(signal.SIGINT, plotter.stop)
-    return plotter.run()
+    page = None
+    if options.live_port is not None:
+        from analysis.errors import InputError
+
+        from .livepage import LivePage
+
+        try:
+            page = LivePage(options.out_dir, options.live_host, options.live_port).start()
+        except OSError as err:  # a port taken, an address not of this machine
+            where = f"{options.live_host} port {options.live_port}"
+            raise InputError(f"--live-port: cannot listen on {where}: {err.strerror}") from err
+    try:
+        return plotter.run()
+    finally:
+        if page is not None:
+            page.close()

@@ -43,8 +43,12 @@ def message_id_for(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def encode(body: bytes) -> tuple[bytes, pika.BasicProperties]:
-    """The wire body (gzip above 64 KiB) and the message properties."""
+def encode(
+    body: bytes, run: str | None = None, persistent: bool = True
+) -> tuple[bytes, pika.BasicProperties]:
+    """The wire body (gzip above 64 KiB) and the message properties; ``run`` names the
+    run (its partial documents' live figure) as the ``correlation_id``; a partial
+    document is not ``persistent`` (the next one replaces it)."""
     encoding = None
     wire = body
     if len(body) > GZIP_ABOVE_BYTES:
@@ -53,8 +57,9 @@ def encode(body: bytes) -> tuple[bytes, pika.BasicProperties]:
     properties = pika.BasicProperties(
         content_type=CONTENT_TYPE,
         content_encoding=encoding,
-        delivery_mode=pika.DeliveryMode.Persistent,
+        delivery_mode=(pika.DeliveryMode.Persistent if persistent else pika.DeliveryMode.Transient),
         message_id=message_id_for(body),
+        correlation_id=run,
         type=SCHEMA,
         timestamp=int(time.time()),
         app_id="hzz",
@@ -68,10 +73,13 @@ def publish(
     url: str,
     topology: Topology | None = None,
     timeout_s: float = DEFAULT_BROKER_TIMEOUT_S,
+    run: str | None = None,
+    persistent: bool = True,
 ) -> Published:
-    """Publish validated document JSON; BrokerUnavailable if not confirmed in ``timeout_s``."""
+    """Publish validated document JSON; BrokerUnavailable if not confirmed in ``timeout_s``.
+    ``run`` and ``persistent`` as for ``encode``."""
     topology = topology or Topology()
-    wire, properties = encode(body)
+    wire, properties = encode(body, run, persistent)
     quiet_pika()
     deadline = time.monotonic() + timeout_s
 
