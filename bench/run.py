@@ -91,7 +91,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="worker processes of the larger cluster and of hzz run",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed")
-    parser.add_argument("--mirror", type=Path, default=MIRROR_2020, help="the real small set")
+    parser.add_argument(
+        "--mirror",
+        type=Path,
+        default=MIRROR_2020,
+        help="the real small set (default: ../shared/data/atlas-opendata-2020/4lep beside "
+        "the repository)",
+    )
     parser.add_argument(
         "--remote",
         action="store_true",

@@ -179,9 +179,9 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     if fitted is not None:
-        print(f"post-fit figure: {written['.postfit.png']}")
-        print(f"fit results:     {written['.fit.json']}")
-        print(f"pyhf workspace:  {written['.workspace.json']}")
+        from analysis.results.products import fit_files_text
+
+        print(fit_files_text(written, fitted.model))
 
 
 def _in_process(release: Release, options: RunOptions, target: RunTarget) -> int | None:
@@ -324,6 +324,7 @@ class WatchedCompute:
         self.client = client
         self.worker_timeout_s = worker_timeout_s
         self.show_progress = show_progress
+        self.label = "inspecting the files"  # what the next progress bar counts
 
     def __call__(self, collections: Sequence[Any]) -> list[Any]:
         from distributed import progress
@@ -336,6 +337,7 @@ class WatchedCompute:
         with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
             try:
                 if self.show_progress:
+                    print(f"{self.label}:", flush=True)
                     progress(futures, notebook=False)
                     print(flush=True)
                 return list(self.client.gather(futures))
@@ -358,6 +360,7 @@ class WatchedCompute:
         index = {future.key: k for k, future in enumerate(futures)}
         bar = None
         if self.show_progress:
+            print(f"{self.label}:", flush=True)
             bar = threading.Thread(
                 target=progress, args=(futures,), kwargs={"notebook": False}, daemon=True
             )
@@ -395,6 +398,7 @@ def run_analysis(
     inspection, compute = inspect_inputs(client, release, options)
     graph = analysis.build(inspection, options.step_size, compute.readers)
     began = time.monotonic()
+    compute.label = "reading the events and filling the histograms"
     if options.checkpoint is None and options.on_partial is None:
         computed = compute_graph(graph, compute)
     else:
