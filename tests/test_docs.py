@@ -100,7 +100,7 @@ RUN_HERE: dict[tuple[str, str], str] = {
     ),
     ("docs/document.md", '"partial": {"done": 12, "total": 40, "events": 310000, '
      '"run": "20261202-140512-a1b2c3"}'): "test_the_document_example_is_the_current_schema",
-    ("docs/fit.md", "from analysis import fit_document, render_products"): (
+    ("docs/fit.md", "from analysis import render_products"): (
         "test_the_fit_pages_python_runs"
     ),
     ("docs/fit.md", "import json, pyhf"): "test_the_fit_pages_python_runs",
@@ -281,7 +281,7 @@ def test_the_fit_pages_python_runs(
 
     first, refit = [b for b in blocks() if b.page == "docs/fit.md" and b.lang == "python"]
     # The page's document, as hzz run writes it, under the name the page uses.
-    write_standins(tmp_path / "standins", events=20_000, seed=3)
+    write_standins(tmp_path / "standins", events=5_000, seed=3)
     graph = build(inspect([str(MIRROR_2020), str(tmp_path / "standins")]), readers=1)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
     name = re.search(r'open\("plots/(plot_[\d_-]+)\.json"', first.text)[1]  # type: ignore[index]
