@@ -35,7 +35,9 @@ class Block:
 
     @property
     def first(self) -> str:
-        return self.text.splitlines()[0]
+        """What names the block: its first line that is not a comment."""
+        lines = self.text.splitlines()
+        return next((line for line in lines if not line.startswith("#")), lines[0])
 
     def commands(self) -> list[str]:
         """Its command lines: continuations joined, comments and prompts' output dropped."""
@@ -58,7 +60,8 @@ CHECKPOINT_GUIDE = "tests/test_checkpoint.py::test_the_user_guide_commands_run_a
 
 #: The blocks run by another test or a CI step, by page and first line: where.
 RUN_BY: dict[tuple[str, str], str] = {
-    ("README.md", "# 1. set up and run the main job on an embedded local Dask cluster"): (
+    ("README.md", "python3.11 -m venv .venv && .venv/bin/pip install -c constraints.txt "
+     "-e '.[test]' \\"): (
         "tests/test_readme.py::test_the_first_command_runs_the_main_job"
     ),
     ("README.md", ".venv/bin/hzz generate --out standins        # ZZ* and the four Higgs "
