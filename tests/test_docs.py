@@ -36,7 +36,9 @@ class Block:
 
     @property
     def first(self) -> str:
-        return self.text.splitlines()[0]
+        """What names the block: its first line that is not a comment."""
+        lines = self.text.splitlines()
+        return next((line for line in lines if not line.startswith("#")), lines[0])
 
     def commands(self) -> list[str]:
         """Its command lines: continuations joined, comments and prompts' output dropped."""
@@ -61,7 +63,8 @@ CHECKPOINT_GUIDE = "tests/test_checkpoint.py::test_the_user_guide_commands_run_a
 
 #: The blocks run by another test or a CI step, by page and first line: where.
 RUN_BY: dict[tuple[str, str], str] = {
-    ("README.md", "# 1. set up and run the main job on an embedded local Dask cluster"): (
+    ("README.md", "python3.11 -m venv .venv && .venv/bin/pip install -c constraints.txt "
+     "-e '.[test]' \\"): (
         "tests/test_readme.py::test_the_first_command_runs_the_main_job"
     ),
     ("README.md", ".venv/bin/hzz generate --out standins        # ZZ* and the four Higgs "
@@ -110,7 +113,7 @@ RUN_HERE: dict[tuple[str, str], str] = {
     ),
     ("docs/document.md", '"partial": {"done": 12, "total": 40, "events": 310000, '
      '"run": "20261202-140512-a1b2c3"}'): "test_the_document_example_is_the_current_schema",
-    ("docs/fit.md", "from analysis import fit_document, render_products"): (
+    ("docs/fit.md", "from analysis import render_products"): (
         "test_the_fit_pages_python_runs"
     ),
     ("docs/fit.md", "import json, pyhf"): "test_the_fit_pages_python_runs",
@@ -295,7 +298,7 @@ def test_the_fit_pages_python_runs(
 
     first, refit = [b for b in blocks() if b.page == "docs/fit.md" and b.lang == "python"]
     # The page's document, as hzz run writes it, under the name the page uses.
-    write_standins(tmp_path / "standins", events=20_000, seed=3)
+    write_standins(tmp_path / "standins", events=5_000, seed=3)
     graph = build(inspect([str(MIRROR_2020), str(tmp_path / "standins")]), readers=1)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
     name = re.search(r'open\("plots/(plot_[\d_-]+)\.json"', first.text)[1]  # type: ignore[index]
