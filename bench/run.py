@@ -3,7 +3,8 @@
 Order: inputs (generated and cached, page cache warmed), then rounds in which the read
 limit (uproot's default zlib inflate, and ISA-L as the pipeline reads), the analysis
 alone on events in memory, the pipeline's work without Dask (one process, then two side
-by side), the notebook and the pipeline with 1 and 2 workers take turns
+by side), the notebook and the pipeline with 1 and 2 workers (and 2 over plain TCP instead of
+mutual TLS) take turns
 (so machine noise hits all alike), then graph building for many files, then the real
 set end to end.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -178,12 +180,22 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
             f"round {n}/{args.repeats}: notebook",
             lambda: in_child("notebook", **request, step_size=NOTEBOOK_STEP_SIZE),
         )
-        for workers, key in ((1, "pipeline_1w"), (args.workers, "pipeline_2w")):
+        # TLS (as hzz run starts its cluster) and plain TCP take turns at going first.
+        runs = [(1, "pipeline_1w", True), (args.workers, "pipeline_2w", True)]
+        tcp = (args.workers, "pipeline_2w_tcp", False)
+        runs = [*runs, tcp] if n % 2 else [runs[0], tcp, runs[1]]
+        for workers, key, encrypted in runs:
             recorder.add(
                 key,
-                f"round {n}/{args.repeats}: pipeline, {workers} worker(s)",
-                lambda workers=workers: in_child(
-                    "pipeline", **request, workers=workers, step_size=args.step_size, computes=2
+                f"round {n}/{args.repeats}: pipeline, {workers} worker(s)"
+                + ("" if encrypted else ", plain TCP"),
+                lambda workers=workers, encrypted=encrypted: in_child(
+                    "pipeline",
+                    **request,
+                    workers=workers,
+                    step_size=args.step_size,
+                    computes=2,
+                    encrypted=encrypted,
                 ),
             )
     many = many_files(args.input_dir, args.many_files, args.seed, log)
@@ -227,33 +239,76 @@ def side_by_side(request: dict[str, Any], step_size: int) -> dict[str, Any]:
 
 
 def measure_real_set(args: argparse.Namespace, recorder: Recorder) -> None:
-    """`hzz run` and the notebook on the real files, whole processes, and hzz run's phases."""
+    """`hzz run` and the notebook on the real files, whole processes, and hzz run's phases:
+    `hzz run` as a user types it (a small input: computed in its own process), with a
+    local cluster of ``--workers`` processes, and on a resident cluster (`hzz cluster up`,
+    then `--scheduler`: no cluster start paid)."""
     hzz = [sys.executable, "-m", "cluster.cli"]
     if (Path(sys.executable).parent / "hzz").exists():
         hzz = [str(Path(sys.executable).parent / "hzz")]
     with tempfile.TemporaryDirectory(prefix="hzz-bench-real-") as out:
         run = [*hzz, "run", "--data", str(args.mirror), "--allow-missing", "--out", out]
-        run += ["--workers", str(args.workers), "--dashboard", ":0", "--no-progress"]
+        run += ["--no-progress"]
+        local_cluster = [*run, "--workers", str(args.workers), "--dashboard", ":0"]
         notebook = [sys.executable, "-m", "bench.notebook", "--data", str(args.mirror)]
         notebook += ["--plot", str(Path(out) / "notebook.png")]
-        for n in range(1, args.repeats + 1):
-            recorder.add(
-                "real_hzz_run_wall_s",
-                f"real set: hzz run end to end ({n}/{args.repeats})",
-                lambda: wall_time(run, cwd=Path(out)),
-            )
-            recorder.add(
-                "real_notebook_wall_s",
-                f"real set: notebook end to end ({n}/{args.repeats})",
-                lambda: wall_time(notebook, cwd=REPO),
-            )
-            recorder.add(
-                "real_phases",
-                f"real set: hzz run phases ({n}/{args.repeats})",
-                lambda: in_child(
-                    "real_set_phases", mirror=str(args.mirror), workers=args.workers, out_dir=out
-                ),
-            )
+        stack = Path(out) / "resident"
+        resident = resident_cluster(hzz, stack, args.workers, recorder)
+        try:
+            for n in range(1, args.repeats + 1):
+                recorder.add(
+                    "real_hzz_run_wall_s",
+                    f"real set: hzz run end to end ({n}/{args.repeats})",
+                    lambda: wall_time(run, cwd=Path(out)),
+                )
+                recorder.add(
+                    "real_hzz_run_cluster_wall_s",
+                    f"real set: hzz run --workers {args.workers} end to end ({n}/{args.repeats})",
+                    lambda: wall_time(local_cluster, cwd=Path(out)),
+                )
+                if resident is not None:
+                    recorder.add(
+                        "real_hzz_run_resident_wall_s",
+                        f"real set: hzz run on a resident cluster ({n}/{args.repeats})",
+                        lambda: wall_time([*run, *resident], cwd=Path(out)),
+                    )
+                measure_notebook_and_phases(args, recorder, notebook, out, n)
+        finally:
+            if resident is not None:
+                subprocess.run([*hzz, "cluster", "down", "--dir", str(stack)], capture_output=True)
+
+
+def resident_cluster(
+    hzz: list[str], stack: Path, workers: int, recorder: Recorder
+) -> list[str] | None:
+    """`hzz cluster up` (scheduler and workers, no plotter) in ``stack``: the options of
+    `hzz run` that use it, or None if it did not start (recorded as a failed measurement)."""
+    up = [*hzz, "cluster", "up", "--dir", str(stack), "--workers", str(workers), "--no-plotter"]
+    done = subprocess.run(up, capture_output=True, text=True, timeout=300)
+    lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    if done.returncode != 0 or "scheduler" not in lines:
+        recorder.errors.append(f"hzz cluster up failed (exit {done.returncode}): {done.stderr}")
+        return None
+    certificates = stack / "certificates"
+    return ["--scheduler", lines["scheduler"].strip(), "--certificates", str(certificates)]
+
+
+def measure_notebook_and_phases(
+    args: argparse.Namespace, recorder: Recorder, notebook: list[str], out: str, n: int
+) -> None:
+    """The notebook on the real set, whole process, and `hzz run`'s phases in a child."""
+    recorder.add(
+        "real_notebook_wall_s",
+        f"real set: notebook end to end ({n}/{args.repeats})",
+        lambda: wall_time(notebook, cwd=REPO),
+    )
+    recorder.add(
+        "real_phases",
+        f"real set: hzz run phases ({n}/{args.repeats})",
+        lambda: in_child(
+            "real_set_phases", mirror=str(args.mirror), workers=args.workers, out_dir=out
+        ),
+    )
 
 
 def main_remote(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from cluster.defaults import (
     DEFAULT_LIVE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKER_TIMEOUT_S,
+    IN_PROCESS_MAX_BYTES,
     setting,
 )
 
@@ -46,7 +47,11 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
             "plot_dd_mm_yy-HH-MM.png (UTC time) and the histogram document "
             "plot_dd_mm_yy-HH-MM.json side by side in --out. An existing file is never "
             "overwritten: a second result in the same minute gets a _2, _3, … suffix. "
-            "Without --scheduler an embedded local cluster of worker processes is started."
+            "Without --scheduler or --workers (and without --fit, --broker, --live, "
+            "--checkpoint, --cache), a local input of at most "
+            f"{IN_PROCESS_MAX_BYTES // 2**20} MB is computed in this process with Dask's "
+            "threaded scheduler (no dashboard), and a larger or remote one on an embedded "
+            "local cluster of worker processes."
         ),
         formatter_class=HelpFormatter,
     )
@@ -75,7 +80,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         action=local_workers(),
         default=None,
-        help="worker processes of the local cluster (default: one per core)",
+        help="start a local cluster of N worker processes, whatever the input's size "
+        "(default: one per core, for an input too large or remote to compute in this process)",
     )
     parser.add_argument(
         "--scheduler",
