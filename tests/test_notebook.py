@@ -16,8 +16,14 @@ from .helpers import MIRROR_2020, PUBLISHED_COUNTS, PUBLISHED_YIELDS, YIELD_REL_
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
 
 
-def code_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", PAGE.read_text("utf-8"), flags=re.S)
+#: The page's section run in a real Jupyter kernel (below); those before it run here.
+LIVE_SECTION = "## Live results in Jupyter"
+
+
+def code_blocks(live: bool = False) -> list[str]:
+    """The page's Python blocks: those before the live section, or those in it."""
+    before, _, after = PAGE.read_text("utf-8").partition(LIVE_SECTION)
+    return re.findall(r"```python\n(.*?)```", after if live else before, flags=re.S)
 
 
 @pytest.fixture(
@@ -83,3 +89,30 @@ def test_the_readme_notebook_example_gives_the_published_numbers(
     assert namespace["zz_tt"].sum(flow=True).value == pytest.approx(z_tt, rel=1e-12)
     assert namespace["ax"].get_legend() is not None
     assert "243 43.14179" in capsys.readouterr().out
+
+
+@pytest.mark.cluster
+def test_the_live_figure_updates_in_a_real_jupyter_kernel() -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(block) for block in code_blocks(live=True)]
+    assert notebook.cells, f"no Python block under {LIVE_SECTION!r}"
+    executed = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(MIRROR_2020.parents[1])}},
+    ).execute()
+    outputs = [output for cell in executed.cells for output in cell.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors
+    # The one display, updated in place: it ends as the final figure, a PNG.
+    (display,) = [o for o in outputs if o.output_type == "display_data"]
+    assert display.data["image/png"]
+    printed = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
+    partials = int(re.search(r"^(\d+) partial figures;", printed, re.M).group(1))
+    assert partials >= 2, printed
+    for name, (n_in, n_out) in PUBLISHED_COUNTS.items():
+        assert re.search(rf"^{name}\s+{n_in}\s+{n_out}\s", printed, re.M), name
