@@ -129,7 +129,9 @@ def inspect(
     inspected = [
         as_sample(known[loc], s.name) if loc in known else next(fresh) for s, loc in located
     ]
-    return sort_inspected(rel, inspected, missing, allow_missing, skip_bad_files, options)
+    return sort_inspected(
+        rel, inspected, missing, allow_missing, skip_bad_files, options, locations
+    )
 
 
 def build(

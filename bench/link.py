@@ -54,12 +54,17 @@ def _run(*command: str) -> None:
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=30)
 
 
+#: The network namespaces' names start with this (env HZZ_BENCH_NETNS_PREFIX): on a
+#: machine shared by several users, each can tell (and clean up) its own.
+NAMESPACE_PREFIX = os.environ.get("HZZ_BENCH_NETNS_PREFIX", "hzzlink")
+
+
 class ShapedNamespace:
     """A network namespace reached over a veth pair shaped to ``mbit_s`` each way."""
 
     def __init__(self, mbit_s: float, subnet: int | None = None) -> None:
         tag = uuid.uuid4().hex[:6]
-        self.name = f"hzzlink-{tag}"
+        self.name = f"{NAMESPACE_PREFIX}-{tag}"
         self.host_end, self.ns_end = f"hzzh{tag}", f"hzzn{tag}"
         octet = subnet if subnet is not None else 200 + os.getpid() % 50
         self.host_address, self.ns_address = f"10.203.{octet}.1", f"10.203.{octet}.2"

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import difflib
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from cluster.commands import REGISTRARS
 from cluster.commands.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, Handler
@@ -35,19 +37,66 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose mistakes name the command they are in: an unknown
+    option or command is reported with that (sub)command's usage and, when a known one
+    is close, "did you mean …?". Subcommands' parsers are of this class too."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            # The innermost parser sees the unknown words first: its usage is the one wanted.
+            known = [o for action in self._actions for o in action.option_strings]
+            hint = _did_you_mean(next((w for w in extras if w.startswith("-")), ""), known)
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace, extras
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(repr, action.choices))
+            hint = _did_you_mean(str(value), [str(c) for c in action.choices])
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (choose from {choices}){hint}"
+            )
+
+
+def _did_you_mean(word: str, known: Sequence[str]) -> str:
+    """The hint "; did you mean 'run'?" for the closest of ``known`` to ``word`` (an
+    option without its value), or nothing."""
+    close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1) if word else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` accepted after every subcommand too (``hzz run -v``), as well as before."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                sub.add_argument(
+                    "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                    help="debug logging, with tracebacks",
+                )  # fmt: skip
+                _verbose_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hzz",
         description=(
             "ATLAS Open Data H→ZZ*→4ℓ analysis on Dask: compute the m4l histograms, "
             "write the ATLAS-style figure, or ship the histograms to a plotting service."
         ),
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, with tracebacks"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(subparsers)
+    _verbose_everywhere(parser)
     return parser
 
 

@@ -75,6 +75,12 @@ DEFAULT_BROKER_TIMEOUT_S = 30.0
 #: (``hzz run --worker-timeout``).
 DEFAULT_WORKER_TIMEOUT_S = 60.0
 
+#: Local input (the chosen samples' files) up to which ``hzz run`` without --workers or
+#: --scheduler computes in its own process on Dask's threaded scheduler
+#: (``cluster.runtime.inprocess``): about 1.5 M events of the 2020 layout, what one core
+#: reads and analyses in the second a local cluster takes to start and stop.
+IN_PROCESS_MAX_BYTES = 64 * 2**20
+
 #: Where a local cluster's dashboard listens (``hzz run --dashboard``): loopback only.
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
 

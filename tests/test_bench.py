@@ -93,3 +93,23 @@ def test_side_by_side_children_split_the_files_and_add_up(mirror: Path) -> None:
     assert counts == [PUBLISHED_COUNTS["Zee"], PUBLISHED_COUNTS["Zmumu"]]
     assert (both["events"], both["n_out"]) == (898 + 684, 243 + 257)
     assert both["seconds"] >= max(r["seconds"] for r in both["processes"])
+
+
+def test_the_help_shows_no_path_of_this_machine() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .helpers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "400"},  # argparse wraps no path
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "../shared/data/atlas-opendata-2020/4lep beside the repository" in text
+    assert str(ROOT.parent) not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from analysis.results.document import from_json
 from analysis.results.outputs import is_output_name, outputs_in
 
-from .helpers import PUBLISHED_COUNTS, PUBLISHED_YIELDS, YIELD_REL_TOL, hzz, run_args
+from .helpers import PUBLISHED_COUNTS, PUBLISHED_YIELDS, ROOT, YIELD_REL_TOL, hzz, run_args
 
 
 @pytest.mark.cluster
@@ -38,6 +39,20 @@ def test_run_writes_the_figure_and_the_document(mirror: Path, tmp_path: Path) ->
     assert re.search(r"^Zee\s+898\s+243\s+43\.14179", result.stdout, re.M)
     assert str(png) in result.stdout
     assert "llll" in result.stdout  # listed as missing
+
+
+@pytest.mark.cluster
+def test_each_progress_bar_says_what_it_counts(mirror: Path, tmp_path: Path) -> None:
+    args = [a for a in run_args(mirror, tmp_path, "--samples", "Zee") if a != "--no-progress"]
+    result = hzz(*args)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    inspecting = text.index("inspecting the files:\n")
+    reading = text.index("reading the events and filling the histograms:\n")
+    table = text.index("sample  ")
+    assert "% Completed" not in text[:inspecting], text  # no bar without its label
+    assert "100% Completed" in text[inspecting:reading], text
+    assert "100% Completed" in text[reading:table], text
 
 
 @pytest.mark.cluster
@@ -93,6 +108,9 @@ def test_a_truncated_root_file_is_an_error_that_names_it(
     result = hzz(*run_args(fake_mirror, out, "--samples", "ttbar_lep"))
     assert result.returncode != 0
     assert str(bad) in result.stderr
+    assert "hzz run: to leave bad files out, each listed with its cause: --skip-bad-files" in (
+        result.stderr
+    )
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -134,3 +152,54 @@ def test_help_documents_the_options() -> None:
         "UTC",
     ):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "hint"),
+    [
+        (["rnu"], "usage: hzz [-h]", "did you mean 'run'?"),
+        (["run", "--samles", "Zee"], "usage: hzz run [-h]", "did you mean '--samples'?"),
+        (["run", "--wokers=2"], "usage: hzz run [-h]", "did you mean '--workers'?"),
+        (["cluster", "upp"], "usage: hzz cluster [-h]", "did you mean 'up'?"),
+        (["cluster", "up", "--wrkers", "3"], "usage: hzz cluster up [-h]", "'--workers'?"),
+    ],
+)
+def test_a_typo_shows_the_commands_usage_and_the_closest_name(
+    argv: list[str], usage: str, hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cluster.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(usage) and hint in stderr, stderr
+
+
+def test_verbose_is_accepted_after_the_subcommand_too() -> None:
+    from cluster.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["-v", "fit", "x.json"], ["fit", "x.json", "-v"], ["fit", "-v", "x.json"]):
+        assert parser.parse_args(argv).verbose is True, argv
+    assert parser.parse_args(["fit", "x.json"]).verbose is False
+    assert parser.parse_args(["cluster", "status", "--verbose"]).verbose is True
+
+
+def test_help_texts_show_what_a_reader_should_see() -> None:
+    from cluster.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in commands.choices.items():
+        text = sub.format_help()
+        assert "%%" not in text, name  # argparse formats help with %, never descriptions
+    # Every page and section a help text points at exists.
+    pointers = 0
+    for name, sub in commands.choices.items():
+        text = " ".join(sub.format_help().split())
+        for page, section in re.findall(r"(docs/[\w-]+\.md)(?:, '([^']+)')?", text):
+            pointers += 1
+            headings = re.findall(r"^#+ (.*)$", (ROOT / page).read_text("utf-8"), re.M)
+            assert not section or section in headings, (name, page, section)
+    assert pointers >= 2

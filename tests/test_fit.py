@@ -26,10 +26,12 @@ from analysis.results.document import HistogramDocument, from_json
 from analysis.results.fit import FitError, FitResult, fit_document, fit_spec, workspace_spec
 from analysis.results.outputs import STEM_GLOB, outputs_in
 from analysis.results.plot import DPI, draw, garwood, render_png, warm_up
-from analysis.results.products import FIT_JSON, WORKSPACE_JSON
+from analysis.results.products import document_id, fit_endings
 from analysis.standins import write_standins
 from cluster.cli import main as cli_main
 
+FIT_JSON = fit_endings().fit_json
+WORKSPACE_JSON = fit_endings().workspace_json
 RELEASE = load_release("2020")
 # The AGC's template-only variant, pre-fit in 80-250 GeV: Z,tt̄ 112.13 and data 371;
 # per sample, ours in the same range.
@@ -139,6 +141,21 @@ def test_plain_pyhf_refits_the_written_workspace(fitted: tuple[FitResult, dict])
     assert [p.name for p in result.pulls] == ["m4l_scale", "scale_factors", "zz_norm"]
     assert result.prefit_yields["data"] == 371
     assert any("stand-ins" in note for note in result.notes)
+    # Every parameter as [value, error]; one such pair per bin for the MC statistics.
+    gammas = bestfit[model.config.par_slice("staterror_m4l")]
+    pairs = np.array(result.parameters["staterror_m4l"], dtype=float)
+    assert pairs.shape == gammas.shape and np.allclose(pairs, gammas, rtol=1e-3, atol=1e-4)
+    assert len(result.parameters["staterror_m4l_pulls"]) == len(gammas)
+    assert result.parameters["mu"] == pytest.approx([mu, sigma], rel=1e-3)
+
+
+def test_the_table_is_plain_text_with_data_as_counts(fitted: tuple[FitResult, dict]) -> None:
+    result, _ = fitted
+    table = result.table()
+    assert "$" not in table and "\\" not in table
+    assert "stand-ins for Background ZZ*, Signal (m_H = 125 GeV)" in table
+    (data,) = [line.split() for line in table.splitlines() if line.split()[:1] == ["data"]]
+    assert data == ["data", "371"]
 
 
 def _texts(figure) -> str:
@@ -195,6 +212,7 @@ def test_the_postfit_figure_draws_the_fitted_prediction(
     legend = [t.get_text() for t in main.get_legend().get_texts()]
     assert legend[0] == "Data" and legend[-1] == "Post-fit unc." and len(legend) == 5
     assert f"{result.mu:.2f}" in _texts(figure)
+    assert "Post-fit, systematics model" in _texts(figure)
     bands = [p for p in main.patches if p.get_gid() == "uncertainty-band"]
     total = sum(np.asarray(v) for v in result.postfit_bins.values())
     tops = np.array([p.get_y() + p.get_height() for p in bands])
@@ -216,15 +234,30 @@ def test_hzz_run_fit_end_to_end(
     assert code == 0, printed
     assert "signal strength mu" in printed and "stand-ins" in printed
     names = sorted(p.name.split(".", 1)[1] for p in out.iterdir())
-    assert names == ["fit.json", "json", "png", "postfit.png", "workspace.json"]
-    fit = json.loads(outputs_in(out, FIT_JSON)[0].read_text())
-    document = from_json(outputs_in(out, ".json")[0].read_bytes())
-    assert document.figure.fit and document.samples["llll"].variations
-    # hzz fit on the saved document gives the same numbers, written beside it
+    assert names == [
+        "json", "png", "systematics.fit.json", "systematics.postfit.png",
+        "systematics.workspace.json",
+    ]  # fmt: skip
+    (fit_path,) = outputs_in(out, FIT_JSON)
+    fit = json.loads(fit_path.read_text())
     (saved,) = outputs_in(out, ".json")
+    document = from_json(saved.read_bytes())
+    assert document.figure.fit and document.samples["llll"].variations
+    assert fit["document"] == {"id": document_id(saved.read_bytes()), "file": None}
+    # hzz fit on the saved document: the same numbers, under the same names (no _2 that
+    # would look like another run), now naming the document's file too
     assert cli_main(["fit", str(saved)]) == 0
-    again = json.loads(outputs_in(out, FIT_JSON)[1].read_text())
+    assert outputs_in(out, FIT_JSON) == [fit_path]
+    again = json.loads(fit_path.read_text())
     assert again["mu"] == pytest.approx(fit["mu"], rel=1e-6)
+    assert again["document"] == {"id": document_id(saved.read_bytes()), "file": saved.name}
+    # the other model: files of its own name beside them
+    assert cli_main(["fit", str(saved), "--model", "templates"]) == 0
+    printed = capsys.readouterr().out
+    templates = fit_endings("templates")
+    assert str(saved.with_name(saved.stem + templates.postfit_png)) in printed
+    assert json.loads(outputs_in(out, templates.fit_json)[0].read_text())["model"] == "templates"
+    assert len(list(out.iterdir())) == 8
 
 
 @pytest.mark.broker
@@ -252,7 +285,9 @@ def test_the_plotting_service_fits_when_the_document_asks(
         plotter.stop()
         broker.close()
     names = sorted(p.name.split(".", 1)[1] for p in out.glob(STEM_GLOB))
-    assert names == ["fit.json", "png", "postfit.png", "workspace.json"]
+    assert names == [
+        "png", "systematics.fit.json", "systematics.postfit.png", "systematics.workspace.json"
+    ]  # fmt: skip
     fit = json.loads(outputs_in(out, FIT_JSON)[0].read_text())
     assert 0 < fit["mu"] < 10 and fit["notes"]
     assert "link lost" not in log and "redelivered" not in log

@@ -8,6 +8,7 @@ The broker is the real RabbitMQ on 127.0.0.1:5672 with this module's own names.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import time
 import urllib.request
@@ -38,6 +39,7 @@ class StandIn:
         self.dir = root / "state"
         self.plots = root / "plots"
         self.names = f"hzz.test.localstack.{uuid.uuid4().hex[:8]}"
+        self.run_with: list[str] = []  # the run command ``hzz cluster up`` printed
 
     @property
     def scheduler(self) -> str:
@@ -90,7 +92,8 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
     )  # fmt: skip
     assert f"scheduler: {stack.scheduler}" in up.stdout
     assert f"dashboard: {stack.dashboard}" in up.stdout
-    assert f"--certificates {stack.certificates}" in up.stdout
+    (run_with,) = [line for line in up.stdout.splitlines() if line.startswith("run with:")]
+    stack.run_with = shlex.split(run_with.removeprefix("run with:"))
     processes = load_state(stack.dir).processes
     try:
         yield stack
@@ -129,13 +132,18 @@ def test_one_and_three_workers_give_identical_histograms_and_the_plotter_draws(
     status = hzz("cluster", "status", "--dir", str(stand_in.dir))
     assert "workers connected: 3" in status.stdout
 
-    # The three-worker run goes through the broker: the stand-in's plotter draws it.
+    # The three-worker run, as `hzz cluster up` said to run it, goes through the broker:
+    # the stand-in's plotter draws it.
     out = tmp_path / "three"
+    assert stand_in.run_with[:2] == ["hzz", "run"]
+    assert stand_in.run_with[2:6] == stand_in.run_args()
+    assert stand_in.run_with[6:] == [
+        "--exchange", stand_in.names, "--queue", stand_in.names, "--broker", URL,
+    ]  # fmt: skip
     run = subprocess.Popen(
-        [*HZZ, "run", *stand_in.run_args(), "--data", str(mirror),
+        [*HZZ, *stand_in.run_with[1:], "--data", str(mirror),
          "--samples", ",".join(ON_DISK), "--step-size", "100", "--out", str(out),
-         "--no-progress", "--broker", URL, "--exchange", stand_in.names,
-         "--queue", stand_in.names],
+         "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     dashboard_answers = []

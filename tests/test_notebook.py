@@ -11,7 +11,10 @@ import matplotlib
 import pytest
 from distributed import Client, LocalCluster
 
-from .helpers import MIRROR_2020, PUBLISHED_COUNTS, PUBLISHED_YIELDS, YIELD_REL_TOL
+import analysis
+from analysis.errors import InputError
+
+from .helpers import PUBLISHED_COUNTS, PUBLISHED_YIELDS, ROOT, YIELD_REL_TOL
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
 
@@ -46,8 +49,8 @@ def client(request: pytest.FixtureRequest) -> Iterator[Client]:
 def test_the_notebook_page_gives_the_published_numbers(
     client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The page's relative path, as a user would have it: resolved here, not by the workers.
-    monkeypatch.chdir(MIRROR_2020.parents[1])
+    # The page's relative path, from the repository root: resolved here, not by the workers.
+    monkeypatch.chdir(ROOT)
     backend = matplotlib.get_backend()
     namespace: dict[str, object] = {}
     for block in code_blocks():
@@ -70,14 +73,14 @@ def test_the_notebook_page_gives_the_published_numbers(
     assert "898 243 43.14179" in printed and "Zee" in printed
 
 
-README = PAGE.parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_the_readme_notebook_example_gives_the_published_numbers(
     client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (block,) = re.findall(r"```python\n(.*?)```", README.read_text("utf-8"), flags=re.S)
-    monkeypatch.chdir(MIRROR_2020.parents[1])
+    monkeypatch.chdir(ROOT)
     backend = matplotlib.get_backend()
     namespace: dict[str, object] = {}
     exec(compile(block, str(README), "exec"), namespace)
@@ -89,6 +92,13 @@ def test_the_readme_notebook_example_gives_the_published_numbers(
     assert namespace["zz_tt"].sum(flow=True).value == pytest.approx(z_tt, rel=1e-12)
     assert namespace["ax"].get_legend() is not None
     assert "243 43.14179" in capsys.readouterr().out
+
+
+def test_a_location_with_no_file_is_named_in_the_error(tmp_path: Path) -> None:
+    # Every sample missing, allowed: the error says where it looked, and that it is not there.
+    nowhere = tmp_path / "atlas-opendata-2020" / "4lep"
+    with pytest.raises(InputError, match=f"in {nowhere} \\(no such directory\\)"):
+        analysis.inspect(data=str(nowhere), allow_missing=True)
 
 
 @pytest.mark.cluster
@@ -103,7 +113,7 @@ def test_the_live_figure_updates_in_a_real_jupyter_kernel() -> None:
         notebook,
         timeout=600,
         kernel_name="python3",
-        resources={"metadata": {"path": str(MIRROR_2020.parents[1])}},
+        resources={"metadata": {"path": str(ROOT)}},
     ).execute()
     outputs = [output for cell in executed.cells for output in cell.outputs]
     errors = [o for o in outputs if o.output_type == "error"]

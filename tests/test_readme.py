@@ -24,17 +24,42 @@ def section_commands(title: str) -> list[str]:
     text = README.read_text("utf-8")
     section = text[text.index(f"## {title}") :]
     (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[:1]
+    block = re.sub(r"\\\n\s*", "", block)  # a command continued on the next line
     lines = [line.split("  #")[0].strip() for line in block.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
 
-@pytest.mark.cluster
-def test_the_quick_start_shows_the_higgs_peak(tmp_path: Path) -> None:
-    # The README is read from the repository root, with ../shared beside it and .venv in it.
+def checkout_in(tmp_path: Path) -> Path:
+    """The repository as the README reads it: .venv in it and ../shared beside it."""
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / ".venv").symlink_to(ROOT / ".venv")
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
+    return checkout
+
+
+@pytest.mark.cluster
+def test_the_first_command_runs_the_main_job(tmp_path: Path) -> None:
+    # The set-up half (a venv, pip install) is what .ci/run does; then the main job.
+    checkout = checkout_in(tmp_path)
+    setup = section_commands("The two commands")[0]
+    main_job = setup.split(" && ")[-1]
+    assert main_job.startswith(".venv/bin/hzz run "), setup
+    result = subprocess.run(
+        ["bash", "-c", main_job], cwd=checkout, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr
+    (document_path,) = outputs_in(checkout / "plots", ".json")
+    assert outputs_in(checkout / "plots", ".png")
+    document = from_json(document_path.read_bytes())
+    for name, counts in PUBLISHED_COUNTS.items():
+        sample = document.samples[name]
+        assert (sample.n_in, sample.n_out) == counts, name
+
+
+@pytest.mark.cluster
+def test_the_quick_start_shows_the_higgs_peak(tmp_path: Path) -> None:
+    checkout = checkout_in(tmp_path)
     commands = section_commands("Quick start")
     assert [c.split()[1] for c in commands] == ["generate", "run"]
     for command in commands:

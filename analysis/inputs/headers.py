@@ -20,6 +20,10 @@ import uproot
 import uproot.source.chunk
 from uproot.reading import ReadOnlyFile
 
+from analysis.inputs.classnames import memoise_classname_regularize
+
+memoise_classname_regularize()  # every file the inspection or a reader opens
+
 #: Headers larger than this are not kept (the reader opens the file itself): every
 #: partition task of the file carries its header through the scheduler. The 2020
 #: files' headers are 11–520 kB (their few baskets are stored inside the tree's

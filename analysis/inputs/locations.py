@@ -104,11 +104,22 @@ def layout_hint(sample: Sample, locations: Sequence[str]) -> str:
     return ""
 
 
+def searched(locations: Sequence[str]) -> str:
+    """The locations searched, for a message: a local one that is no directory says so."""
+    return ", ".join(
+        location
+        if is_remote(location) or os.path.isdir(location)
+        else f"{location} (no such directory)"
+        for location in locations
+    )
+
+
 def missing_file_error(sample: Sample, locations: Sequence[str]) -> MissingFileError:
     """A sample's file found in no location: the locations searched, and a layout hint."""
-    searched = ", ".join(locations)
     return MissingFileError(
-        sample.name, sample.path, f"not found in {searched}{layout_hint(sample, locations)}"
+        sample.name,
+        sample.path,
+        f"not found in {searched(locations)}{layout_hint(sample, locations)}",
     )
 
 
@@ -137,10 +148,11 @@ def sort_inspected(
     allow_missing: bool = False,
     skip_bad_files: bool = False,
     open_options: Mapping[str, Any] | None = None,
+    locations: Sequence[str] = (),
 ) -> Inspection:
     """The inspected files sorted into usable, missing and skipped, or the error that
     stops the run: a missing file (unless ``allow_missing``), a bad file (unless
-    ``skip_bad_files``), or no usable file at all."""
+    ``skip_bad_files``), or no usable file at all (naming the ``locations`` searched)."""
     inspection = Inspection(release, {}, list(missing), [], dict(open_options or {}))
     for info in inspected:
         if info.usable:  # a readable file can still hold branches of the wrong type
@@ -171,7 +183,9 @@ def sort_inspected(
         log.warning("skipping %s (%s): %s", skipped.file, skipped.sample, skipped.cause)
     if not inspection.files:
         left_out = [*inspection.missing, *(f"{f.file} ({f.cause})" for f in inspection.skipped)]
+        where = f" in {searched(locations)}" if locations else ""
         raise InputError(
-            "no readable file for any sample chosen; left out: " + (", ".join(left_out) or "none")
+            f"no readable file for any sample chosen{where}; left out: "
+            + (", ".join(left_out) or "none")
         )
     return inspection

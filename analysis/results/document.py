@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -50,6 +51,19 @@ class GroupStyle:
     role: str
     key: str = ""
     samples: tuple[str, ...] = ()
+
+    @property
+    def plain_label(self) -> str:
+        """The label for a terminal or a log: its mathtext as plain text."""
+        return plain_text(self.label)
+
+
+def plain_text(mathtext: str) -> str:
+    """Matplotlib mathtext as plain text: ``Background $Z,t\\bar{t}$`` reads
+    ``Background Z,tt̄``, ``$ZZ^*$`` reads ``ZZ*``, ``$m_H$`` reads ``m_H``."""
+    text = re.sub(r"\\bar\{(\w)\}", "\\1\u0304", mathtext)  # t̄: t and a combining macron
+    text = re.sub(r"\\(\w+)", r"\1", text)  # any other command: its name
+    return text.replace("$", "").replace("^", "").replace("{", "").replace("}", "")
 
 
 @dataclass(frozen=True)

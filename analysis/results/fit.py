@@ -157,16 +157,20 @@ class FitResult:
     cls_mu1: float
     cls_mu1_expected: float
     pulls: list[Pull]
-    parameters: dict[str, list[float | None]]  # name: [value, error] per parameter component
+    #: name: [value, error]; a parameter per bin (``staterror_m4l``, and its pulls):
+    #: one [value, error] pair per bin, [None, None] for a bin without simulation.
+    parameters: dict[str, list[float] | list[list[float | None]]]
     prefit_yields: dict[str, float]  # per group key, in the m4l range, and "data"
     postfit_yields: dict[str, float]
     notes: list[str] = field(default_factory=list)
     #: Per bin: post-fit yield per group key, and the total's uncertainty.
     postfit_bins: dict[str, list[float]] = field(default_factory=dict)
     postfit_error: list[float] = field(default_factory=list)
+    #: The document fitted: its id (SHA-256 of its JSON) and file name, when known.
+    document: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": "hzz.fit/1", **asdict(self)}
+        return {"schema": "hzz.fit/2", **asdict(self)}
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), indent=1).encode("utf-8")
@@ -191,8 +195,11 @@ class FitResult:
         lines.append("  yields in the m4l range   pre-fit   post-fit")
         for key, value in self.prefit_yields.items():
             post = self.postfit_yields.get(key)
-            after = "" if post is None else f"{post:9.2f}"
-            lines.append(f"    {key:<22}{value:9.2f} {after}")
+            if post is None and value.is_integer():  # data: counted events
+                lines.append(f"    {key:<22}{int(value):9d}")
+            else:
+                after = "" if post is None else f"{post:9.2f}"
+                lines.append(f"    {key:<22}{value:9.2f} {after}".rstrip())
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -231,6 +238,14 @@ def _total_error(model: Any, pars: np.ndarray, covariance: np.ndarray) -> np.nda
     return np.sqrt(np.clip(variance, 0.0, None))
 
 
+def _pairs(values: np.ndarray, errors: np.ndarray) -> list[list[float | None]]:
+    """Per bin [value, error]; None where a value is undefined (no simulation there)."""
+    return [
+        [None if math.isnan(x) else float(x) for x in pair]
+        for pair in zip(values, errors, strict=True)
+    ]
+
+
 def fit_spec(spec: dict[str, Any], notes: Sequence[str] = ()) -> FitResult:
     """Fit a workspace: μ̂ ± σ, discovery significance, CLs at μ = 1, pulls, yields."""
     pyhf = require_pyhf()
@@ -243,22 +258,20 @@ def fit_spec(spec: dict[str, Any], notes: Sequence[str] = ()) -> FitResult:
     cls_obs, cls_exp = pyhf.infer.hypotest(
         1.0, data, model, test_stat="qtilde", return_expected=True
     )
-    parameters: dict[str, list[float | None]] = {}
+    parameters: dict[str, list[float] | list[list[float | None]]] = {}
     pulls: list[Pull] = []
     for name in model.config.par_order:
         where = model.config.par_slice(name)
         values, errs = bestfit[where], errors[where]
-        parameters[name] = [float(v) for pair in zip(values, errs, strict=True) for v in pair]
+        if name != STATERROR:
+            parameters[name] = [float(values[0]), float(errs[0])]
         if name in NAMED_NUISANCES:
             pulls.append(Pull(name, float(values[0]), float(errs[0])))
-        elif name == STATERROR:  # γ per bin: (γ̂ - 1)/σ_γ ± Δγ/σ_γ
+        elif name == STATERROR:  # γ per bin, and its pull (γ̂ - 1)/σ_γ ± Δγ/σ_γ
             sigmas = np.asarray(model.config.param_set(name).width(), dtype=float)
             safe = np.where(sigmas > 0, sigmas, np.nan)
-            parameters[f"{name}_pulls"] = [
-                None if math.isnan(x) else float(x)
-                for pair in zip((values - 1.0) / safe, errs / safe, strict=True)
-                for x in pair
-            ]
+            parameters[name] = _pairs(values, errs)
+            parameters[f"{name}_pulls"] = _pairs((values - 1.0) / safe, errs / safe)
     init = np.asarray(model.config.suggested_init())
     pre = _group_yields(model, init)
     post = _group_yields(model, bestfit)
@@ -288,7 +301,7 @@ def fit_notes(document: HistogramDocument) -> list[str]:
     """What the reader of the fit must know about its inputs (stand-ins, missing samples)."""
     notes = []
     if document.generated:
-        labels = sorted({g.label for n in document.generated if (g := document.group_of(n))})
+        labels = sorted({g.plain_label for n in document.generated if (g := document.group_of(n))})
         notes.append(
             "simulated stand-ins for "
             + ", ".join(labels)
@@ -296,7 +309,7 @@ def fit_notes(document: HistogramDocument) -> list[str]:
             "not the real ones; the fit is a demonstration, not a measurement"
         )
     if document.missing:
-        labels = sorted({g.label for n in document.missing if (g := document.group_of(n))})
+        labels = sorted({g.plain_label for n in document.missing if (g := document.group_of(n))})
         notes.append("missing, not in the model: " + ", ".join(labels or document.missing))
     return notes
 

@@ -174,12 +174,18 @@ def replace_live(directory: Path | str, run: str, png: bytes) -> Path:
     return target
 
 
-def write_beside(document: Path | str, contents: Mapping[str, bytes]) -> dict[str, Path]:
-    """Write files next to ``document``, named by its stem (``plot_….fit.json``); if one
-    of them is taken, all take the stem with the next free ``_2``, ``_3``, … suffix."""
+def replace_beside(document: Path | str, contents: Mapping[str, bytes]) -> dict[str, Path]:
+    """Write files next to ``document``, named by its stem and their ending, each
+    replacing atomically a file of that name: files made from the document alone (its
+    fit with one model), so that making them again gives the same names."""
     document = Path(document)
-    directory, stem = document.parent, document.stem
-    targets = _write_under_free_stem(directory, stem, contents)
-    if targets is None:
-        raise FileExistsError(f"no free name for {stem} in {directory}")
+    targets = {}
+    for ending, data in contents.items():
+        temp = _write_temp(document.parent, data)
+        try:
+            target = document.parent / f"{document.stem}{ending}"
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        targets[ending] = target
     return targets

@@ -10,6 +10,8 @@ figures without sharing state, and a notebook's axes are drawn into as they are.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 import mplhep
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 DPI = 150  # print quality, and about 1 s a figure for the plotting service
 BAND_HATCH = "////"
+RATIO_RANGE = (0.0, 2.0)  # the data / prediction panel; a point above it is an arrow
 
 
 def garwood(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +67,8 @@ def _labels(document: HistogramDocument, names: list[str]) -> str:
 
 def notes(document: HistogramDocument) -> list[str]:
     """The strip under the axes: how far a run still computing is, and what is missing,
-    simulated or incomplete."""
+    partial, simulated, incomplete or out of range. A group is "not drawn" only when
+    none of its samples ran."""
     lines = []
     if document.partial is not None:
         progress = document.partial
@@ -77,12 +81,45 @@ def notes(document: HistogramDocument) -> list[str]:
         lines.append(
             "    (yields calibrated to the published ones; m4l shapes are not the real ones)"
         )
-    if document.missing:
-        lines.append("Not available, not drawn: " + _labels(document, document.missing))
+    absent = [n for n in document.missing if _read_of(document, n) == 0]
+    if absent:
+        lines.append("Not available, not drawn: " + _labels(document, absent))
+    for group in document.groups:
+        read = document.samples_of(group.label)
+        if not read or len(read) >= len(group.samples):
+            continue
+        if group.role == "data":  # the luminosity is the release's, not that of what was read
+            names = ", ".join(read) if len(read) <= 2 else f"{read[0]}, …"
+            lines.append(
+                f"Partial data, {len(read)} of {len(group.samples)} samples ({names}): "
+                f"the MC is normalised to the full {document.lumi_fb:g} fb$^{{-1}}$ shown"
+            )
+        else:
+            lines.append(f"Partial: {len(read)} of {len(group.samples)} samples of {group.label}")
     if document.skipped:
         bad = sorted({f.sample for f in document.skipped})
         lines.append("Unreadable files left out, incomplete: " + _labels(document, bad))
+    low, high = document.binning.low, document.binning.high
+    for group in _data_groups(document):
+        h = document.group_histogram(group.label)
+        outside = h.sum(flow=True).value - h.sum().value
+        if outside and not h.values().any():
+            lines.append(
+                f"{group.label}: all {outside:g} selected events lie outside "
+                f"{low:g}–{high:g} GeV (under- or overflow), none to draw"
+            )
     return lines
+
+
+def _read_of(document: HistogramDocument, sample: str) -> int:
+    """How many samples of ``sample``'s group ran."""
+    group = document.group_of(sample)
+    return len(document.samples_of(group.label)) if group else 0
+
+
+def _data_groups(document: HistogramDocument) -> list[GroupStyle]:
+    """The data groups that ran."""
+    return [g for g in document.groups if g.role == "data" and document.samples_of(g.label)]
 
 
 def prediction(
@@ -141,18 +178,33 @@ def draw(
     stack, total, error, systematic = prediction(document, fit)
     if stack:
         _draw_prediction(ax, ratio_ax, axis, stack, total, error)
-    data_groups = [g for g in document.groups if g.role == "data" and document.samples_of(g.label)]
-    data_top = _draw_data(document, data_groups, ax, ratio_ax, axis, total)
+    data_groups = _data_groups(document)
+    data_top, drawn_data = _draw_data(document, data_groups, ax, ratio_ax, axis, total)
     # The notebooks' range: headroom × the highest data bin (the stack's without data).
     stack_top = float((total + error).max(initial=0.0)) if stack else 0.0
     top = document.figure.y_headroom * (data_top if data_top > 0 else max(stack_top, 1.0))
-    _draw_axes(document, ax, ratio_ax, top)
-    _draw_labels(document, ax, fit, bool(data_groups))
+    _draw_axes(document, ax, ratio_ax, top, drawn_data, bool(data_groups))
+    with _no_label_draws(figure) if own_figure else nullcontext():
+        _draw_labels(document, ax, fit, bool(data_groups))
     band = ("Post-fit unc." if fit else "Stat. ⊕ syst. unc.") if systematic else "Stat. unc."
-    _draw_legend(ax, [g.label for g in data_groups], [s[0] for s in stack], band)
+    _draw_legend(ax, drawn_data, [s[0] for s in stack], band)
     if lines:
         _draw_notes(figure, ratio_ax, lines, own_figure)
     return figure
+
+
+@contextmanager
+def _no_label_draws(figure: Figure) -> Iterator[None]:
+    """mplhep's experiment label draws the whole figure before placing each of its
+    two texts (to measure the first one): 40 % of a figure's time. Text metrics need a
+    renderer, not a drawn figure, when the axes are placed by hand (a figure of our
+    own, no layout engine): the PNG is byte for byte the same without those draws."""
+    canvas = figure.canvas
+    canvas.draw = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del canvas.draw  # the class's own again
 
 
 def _panels(ax: Axes | None, lines: list[str]) -> tuple[Figure, Axes, Axes]:
@@ -211,15 +263,21 @@ def _draw_data(
     ratio_ax: Axes,
     axis: hist.axis.Regular,
     total: np.ndarray,
-) -> float:
+) -> tuple[float, list[str]]:
     """Each data group's points with Garwood intervals (none for an empty bin), and their
-    ratio to the prediction; the highest data bin."""
+    ratio to the prediction: a ratio above the panel is an arrow at its top edge, as
+    ATLAS draws it. Returns the highest data bin and the labels of the groups drawn (a
+    group with no event in range is not, and stays out of the legend)."""
     centres = axis.centers
     top = 0.0
+    drawn = []
     for group in groups:
         counts = document.group_histogram(group.label).values()
         low, high = garwood(counts)
         shown = counts > 0
+        if not shown.any():
+            continue
+        drawn.append(group.label)
         ax.errorbar(
             centres[shown],
             counts[shown],
@@ -233,22 +291,42 @@ def _draw_data(
         )
         top = max(top, float(counts.max(initial=0.0)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            keep = shown & (total > 0)
-            ratio_ax.errorbar(
-                centres[keep],
-                counts[keep] / total[keep],
-                yerr=(low[keep] / total[keep], high[keep] / total[keep]),
-                xerr=axis.widths[keep] / 2,
-                fmt="o",
-                markersize=4,
-                color=group.colour,
-                gid="data-ratio",
-            )
-    return top
+            ratio = np.where(total > 0, counts / total, np.nan)
+        keep = shown & (total > 0) & (ratio <= RATIO_RANGE[1])
+        ratio_ax.errorbar(
+            centres[keep],
+            ratio[keep],
+            yerr=(low[keep] / total[keep], high[keep] / total[keep]),
+            xerr=axis.widths[keep] / 2,
+            fmt="o",
+            markersize=4,
+            color=group.colour,
+            gid="data-ratio",
+        )
+        above = shown & (total > 0) & (ratio > RATIO_RANGE[1])
+        if above.any():
+            span = RATIO_RANGE[1] - RATIO_RANGE[0]
+            for x in centres[above]:
+                ratio_ax.annotate(
+                    "",
+                    xy=(x, RATIO_RANGE[1] - 0.02 * span),
+                    xytext=(x, RATIO_RANGE[1] - 0.3 * span),
+                    arrowprops={"arrowstyle": "-|>", "color": group.colour, "linewidth": 1.5},
+                    gid="data-ratio-above",
+                )
+    return top, drawn
 
 
-def _draw_axes(document: HistogramDocument, ax: Axes, ratio_ax: Axes, top: float) -> None:
-    """Ranges, ticks and axis titles of both panels; the ratio panel's line at 1."""
+def _draw_axes(
+    document: HistogramDocument,
+    ax: Axes,
+    ratio_ax: Axes,
+    top: float,
+    drawn_data: list[str],
+    read_data: bool,
+) -> None:
+    """Ranges, ticks and axis titles of both panels; the ratio panel's line at 1, and
+    with no data drawn, a word in it saying why it holds no points."""
     binning = document.binning
     ax.set_ylim(0, top)
     ax.set_xlim(binning.low, binning.high)
@@ -260,8 +338,20 @@ def _draw_axes(document: HistogramDocument, ax: Axes, ratio_ax: Axes, top: float
     ax.tick_params(labelbottom=False)
     ax.set_ylabel(f"Events / {binning.width:g} GeV", y=1, horizontalalignment="right")
     ratio_ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle="--")
-    ratio_ax.set_ylim(0.0, 2.0)
+    ratio_ax.set_ylim(*RATIO_RANGE)
     ratio_ax.set_ylabel("Data / Pred.")
+    if not drawn_data:
+        ratio_ax.text(
+            0.5,
+            0.78,
+            "no data in range to compare" if read_data else "simulation only: no data",
+            transform=ratio_ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="0.3",
+            gid="ratio-note",
+        )
     ratio_ax.set_xlabel(document.figure.x_label, fontsize=13, x=1, horizontalalignment="right")
 
 
@@ -276,7 +366,11 @@ def _draw_labels(document: HistogramDocument, ax: Axes, fit: FitResult | None, d
         loc=4,
         ax=ax,
     )
-    stage = f"Post-fit, $\\hat{{\\mu}}$ = {fit.mu:.2f} ± {fit.mu_error:.2f}" if fit else "Pre-fit"
+    stage = (
+        f"Post-fit, {fit.model} model\n$\\hat{{\\mu}}$ = {fit.mu:.2f} ± {fit.mu_error:.2f}"
+        if fit
+        else "Pre-fit"
+    )
     ax.text(  # under the legend, where the m4l spectrum is low
         0.97,
         0.66,

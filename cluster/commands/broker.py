@@ -87,26 +87,33 @@ def _topology(args: argparse.Namespace) -> Topology:
 
 
 def resend_command(path: Path, args: argparse.Namespace) -> str:
-    """The ``hzz publish`` command that sends ``path`` where this command sent it.
+    """The ``hzz publish`` command that sends ``path`` where this command sent it."""
+    return command_to(["hzz", "publish", str(path)], args.broker, args.exchange, args.queue)
 
-    A broker URL given with a password is not repeated (it would be printed): the
-    command then says to give the URL through the environment or a secret file."""
+
+def command_to(words: list[str], broker: str | None, exchange: str, queue: str) -> str:
+    """``words`` (a command) made to publish to ``broker``, ``exchange`` and ``queue``.
+
+    A broker URL with a password is not repeated (it would be printed), unless it is
+    the documented local default: the command then says to give the URL through the
+    environment or a secret file."""
     import shlex
     from urllib.parse import urlsplit
 
+    from cluster.defaults import DEFAULT_URL
     from cluster.service.amqp import redact
 
-    words = ["hzz", "publish", str(path), "--exchange", args.exchange, "--queue", args.queue]
+    words = [*words, "--exchange", exchange, "--queue", queue]
     where = ""
-    if args.broker:
+    if broker:
         try:
-            secret = urlsplit(args.broker).password is not None
+            secret = urlsplit(broker).password is not None and broker != DEFAULT_URL
         except ValueError:
             secret = True
         if secret:
-            where = f" (with the broker URL {redact(args.broker)} in HZZ_BROKER or HZZ_BROKER_FILE)"
+            where = f" (with the broker URL {redact(broker)} in HZZ_BROKER or HZZ_BROKER_FILE)"
         else:
-            words += ["--broker", args.broker]
+            words += ["--broker", broker]
     return shlex.join(words) + where
 
 

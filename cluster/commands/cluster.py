@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from cluster.defaults import setting
 
-from .broker import add_broker_arguments
+from .broker import add_broker_arguments, command_to
 from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
 
 
@@ -66,6 +67,7 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def up_command(args: argparse.Namespace) -> int:
     from cluster.runtime.localstack import certificates_dir, up
+    from cluster.service.amqp import broker_url
 
     certificates = certificates_dir(args.dir.resolve())
     plotter_args = None
@@ -91,7 +93,11 @@ def up_command(args: argparse.Namespace) -> int:
     if plotter_args is not None:
         print(f"plotter:   PNGs into {plotter_args[1]}")
     print(f"state:     {args.dir.resolve() / 'state.json'}")
-    print(f"run with:  hzz run --scheduler {state.scheduler} --certificates {certificates}")
+    run = ["hzz", "run", "--scheduler", state.scheduler, "--certificates", str(certificates)]
+    if plotter_args is None:
+        print(f"run with:  {shlex.join(run)}")
+    else:  # the run sends its histograms where this plotter listens
+        print(f"run with:  {command_to(run, broker_url(args.broker), args.exchange, args.queue)}")
     return EXIT_OK
 
 

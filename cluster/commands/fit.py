@@ -15,11 +15,13 @@ def add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Build the binned likelihood of a histogram document (plot_….json of hzz run) "
             "with pyhf: signal strength mu in [0, 10], the scale-factor and m4l-scale "
-            "shape+normalisation systematics, the ZZ* normalisation (±10 %%) and per-bin MC "
+            "shape+normalisation systematics, the ZZ* normalisation (±10 %) and per-bin MC "
             "statistics (docs/fit.md). Prints mu ± error, the observed and expected discovery "
-            "significance, CLs at mu = 1 and the pulls, and writes beside the document: "
-            "STEM.postfit.png, STEM.fit.json and STEM.workspace.json (refit it with pyhf "
-            "alone). Nothing is overwritten: a taken name gets a _2, _3, … suffix."
+            "significance, CLs at mu = 1 and the pulls, and writes beside the document, "
+            "named by the model: STEM.MODEL.postfit.png, STEM.MODEL.fit.json (naming the "
+            "document fitted) and STEM.MODEL.workspace.json (refit it with pyhf alone). "
+            "Fitting the same document with the same model again replaces these three "
+            "files; nothing else is touched."
         ),
         formatter_class=HelpFormatter,
     )
@@ -37,23 +39,24 @@ def add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
 def fit_command(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
     from analysis.results.document import DocumentError, from_json
-    from analysis.results.outputs import write_beside
-    from analysis.results.products import render_products
+    from analysis.results.outputs import replace_beside
+    from analysis.results.products import fit_files_text, render_products
 
     path = Path(args.document)
     try:
-        document = from_json(path.read_bytes())
+        body = path.read_bytes()
+        document = from_json(body)
     except OSError as err:
         raise InputError(f"{path}: {err.strerror or err}") from err
     except DocumentError as err:
         raise InputError(f"{path}: {err}") from err
-    contents, result = render_products(document, fit=True, prefit=False, model=args.model)
+    contents, result = render_products(
+        document, fit=True, prefit=False, model=args.model, source=(body, path.name)
+    )
     try:
-        written = write_beside(path, contents)
+        written = replace_beside(path, contents)
     except OSError as err:
         raise OSError(f"cannot write beside {path}: {err}") from err
     print(result.table())
-    print(f"post-fit figure: {written['.postfit.png']}")
-    print(f"fit results:     {written['.fit.json']}")
-    print(f"pyhf workspace:  {written['.workspace.json']}")
+    print(fit_files_text(written, args.model))
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 
 from cluster.defaults import (
@@ -12,6 +13,7 @@ from cluster.defaults import (
     DEFAULT_LIVE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKER_TIMEOUT_S,
+    IN_PROCESS_MAX_BYTES,
     setting,
 )
 
@@ -44,7 +46,11 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
             "plot_dd_mm_yy-HH-MM.png (UTC time) and the histogram document "
             "plot_dd_mm_yy-HH-MM.json side by side in --out. An existing file is never "
             "overwritten: a second result in the same minute gets a _2, _3, … suffix. "
-            "Without --scheduler an embedded local cluster of worker processes is started."
+            "Without --scheduler or --workers (and without --fit, --broker, --live, "
+            "--checkpoint, --cache), a local input of at most "
+            f"{IN_PROCESS_MAX_BYTES // 2**20} MB is computed in this process with Dask's "
+            "threaded scheduler (no dashboard), and a larger or remote one on an embedded "
+            "local cluster of worker processes."
         ),
         formatter_class=HelpFormatter,
     )
@@ -73,7 +79,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         action=positive(),
         default=None,
-        help="worker processes of the local cluster (default: one per core)",
+        help="start a local cluster of N worker processes, whatever the input's size "
+        "(default: one per core, for an input too large or remote to compute in this process)",
     )
     parser.add_argument(
         "--scheduler",
@@ -103,7 +110,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
         "--samples",
         type=names,
         metavar="A,B,…",
-        help=f"only these samples (2020: {', '.join(release.samples)}; 2025: see README)",
+        help=f"only these samples (2020: {', '.join(release.samples)}; 2025: the names in "
+        "analysis/data/release_2025.json, e.g. data15_periodD: docs/user-guide.md, "
+        "'Releases and data access')",
     )
     parser.add_argument(
         "--groups", type=names, metavar="A,B,…", help=f"only these groups ({groups})"
@@ -213,6 +222,11 @@ def _stop_on_interrupt(signum: int, frame: object) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop_on_interrupt)
+    # Stopped at once, the run leaves the semaphores of its local cluster to
+    # multiprocessing's resource tracker, which removes them and then warns about each
+    # "leak" on the terminal: the tracker (started later, with this interpreter's -W
+    # options) cleans up without the warning, so Ctrl-C prints its one line only.
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     from cluster.runtime.live import new_run_id
     from cluster.runtime.run import RunOptions, RunTarget, run
 
@@ -250,5 +264,12 @@ def run_command(args: argparse.Namespace) -> int:
             (lambda body: publish_partial(body, args, options.run_id)) if publishing else None
         ),
     )
-    run(args.release, options, target)
+    from analysis.errors import MissingFileError, SampleFileError
+
+    try:
+        run(args.release, options, target)
+    except SampleFileError as err:
+        if not isinstance(err, MissingFileError):
+            err.add_note("to leave bad files out, each listed with its cause: --skip-bad-files")
+        raise
     return EXIT_OK

@@ -18,8 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distributed import Client, as_completed, progress
-
 import analysis
 from analysis.errors import HZZError, InputError, MissingFileError, RunFailure
 from analysis.inputs.partitions import DEFAULT_STEP_SIZE
@@ -31,11 +29,12 @@ from cluster.defaults import (
     inspection_cache_dir,
 )
 
-from .clusters import BackgroundClient
+from .inprocess import IN_PROCESS_MAX_BYTES, ThreadedCompute, local_input_bytes
 from .live import LiveResults
-from .watchdog import WorkerWatchdog, wait_for_a_worker
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from analysis.inputs.catalogue import Release
     from analysis.inputs.files import FileInfo
     from analysis.results.document import HistogramDocument
@@ -105,6 +104,12 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
 
     release = load_release(release_name)
     remote = check_inputs(release, options, target.out_dir)
+    in_process = _in_process(release, options, target)
+    if in_process is not None:
+        _run_in_process(release, options, target, in_process)
+        return
+    from .clusters import BackgroundClient
+
     # The worker processes boot while this process imports the analysis; a first,
     # throw-away figure is drawn while the workers compute (the real one then costs
     # only its own drawing); the cluster shuts down while the figure is written.
@@ -174,9 +179,52 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
     print(f"figure:   {written['.png']}")
     print(f"document: {written['.json']}")
     if fitted is not None:
-        print(f"post-fit figure: {written['.postfit.png']}")
-        print(f"fit results:     {written['.fit.json']}")
-        print(f"pyhf workspace:  {written['.workspace.json']}")
+        from analysis.results.products import fit_files_text
+
+        print(fit_files_text(written, fitted.model))
+
+
+def _in_process(release: Release, options: RunOptions, target: RunTarget) -> int | None:
+    """The input's size if this run computes in this process (``cluster.runtime.inprocess``):
+    no --scheduler or --workers, local files of at most ``IN_PROCESS_MAX_BYTES``, the
+    figure drawn here (no broker, no fit), computed at once (no --checkpoint, no
+    --live); else None."""
+    if target.scheduler or target.workers or target.publish is not None or target.fit:
+        return None
+    if options.cache_dir is not None or options.checkpoint is not None:
+        return None
+    if options.on_partial is not None or options.run_id is not None:
+        return None
+    chosen = release.select(options.samples, options.groups)
+    size = local_input_bytes(release, options.locations, chosen)
+    return size if size is not None and size <= IN_PROCESS_MAX_BYTES else None
+
+
+def _run_in_process(release: Release, options: RunOptions, target: RunTarget, size: int) -> None:
+    """``run`` for a small local input: Dask's threaded scheduler here, the figure drawn
+    meanwhile warm in a process of its own (``cluster.runtime.drawer``)."""
+    from .drawer import Drawer
+
+    drawer = Drawer(release)
+    try:
+        compute = ThreadedCompute(options.show_progress)
+        print(compute.describe(size), flush=True)
+        result = run_analysis(compute, release, options)
+        document = _validated(result.document)
+    except BaseException as err:
+        drawer.close()
+        if isinstance(err, MissingFileError):
+            err.add_note(
+                "--allow-missing goes on without the samples whose file is absent; "
+                "'hzz generate' writes simulated stand-ins for the large MC samples"
+            )
+        if isinstance(err, HZZError | OSError | RuntimeError | TimeoutError):
+            err.add_note("nothing written")
+        raise
+    print(result.yields_table())
+    written, _ = write_outputs(result, target.out_dir, drawer.draw(document))
+    print(f"figure:   {written['.png']}")
+    print(f"document: {written['.json']}")
 
 
 def _live_results(run_id: str | None, target: RunTarget) -> LiveResults | None:
@@ -270,18 +318,26 @@ class WatchedCompute:
     has a worker, shown with a progress bar and cancelled by the watchdog once no
     worker is left."""
 
+    readers = None  # the partitions are spread over the client's worker threads
+
     def __init__(self, client: Client, worker_timeout_s: float, show_progress: bool) -> None:
         self.client = client
         self.worker_timeout_s = worker_timeout_s
         self.show_progress = show_progress
+        self.label = "inspecting the files"  # what the next progress bar counts
 
     def __call__(self, collections: Sequence[Any]) -> list[Any]:
+        from distributed import progress
+
+        from .watchdog import WorkerWatchdog, wait_for_a_worker
+
         wait_for_a_worker(self.client, self.worker_timeout_s)
         futures = self.client.compute(list(collections))
         # A lost worker's tasks are rerun elsewhere; with none left the watchdog cancels.
         with WorkerWatchdog(self.client, futures, self.worker_timeout_s) as watchdog:
             try:
                 if self.show_progress:
+                    print(f"{self.label}:", flush=True)
                     progress(futures, notebook=False)
                     print(flush=True)
                 return list(self.client.gather(futures))
@@ -295,11 +351,16 @@ class WatchedCompute:
         """Each collection's result as it finishes (``analysis.results.incremental``),
         watched and shown as ``__call__`` computes; the progress bar draws itself from
         a thread of its own meanwhile."""
+        from distributed import as_completed, progress
+
+        from .watchdog import WorkerWatchdog, wait_for_a_worker
+
         wait_for_a_worker(self.client, self.worker_timeout_s)
         futures = self.client.compute(list(collections))
         index = {future.key: k for k, future in enumerate(futures)}
         bar = None
         if self.show_progress:
+            print(f"{self.label}:", flush=True)
             bar = threading.Thread(
                 target=progress, args=(futures,), kwargs={"notebook": False}, daemon=True
             )
@@ -319,13 +380,14 @@ class WatchedCompute:
 
 
 def run_analysis(
-    client: Client | Callable[[], Client], release: Release, options: RunOptions
+    client: Client | Callable[[], Client] | ThreadedCompute, release: Release, options: RunOptions
 ) -> analysis.AnalysisResult:
     """``analysis.run`` on ``client``: remote files checked (or cached) first, then the
     files inspected and every event read on the workers, watched for lost workers.
     The partitions are spread over the threads of ``client`` (the default client).
 
-    ``client`` may be a function that waits for the client (a cluster starting): the
+    ``client`` may be a ``ThreadedCompute`` (a run in this process), or a function that
+    waits for the client (a cluster starting): the
     remote files are checked meanwhile, their HEAD requests all at once, so that the
     round trips cost nothing while the workers boot. A remote file whose size, ETag and
     Last-Modified are those of an inspection kept from an earlier run is not opened to
@@ -334,8 +396,9 @@ def run_analysis(
     from analysis.api import compute_graph
 
     inspection, compute = inspect_inputs(client, release, options)
-    graph = analysis.build(inspection, options.step_size)
+    graph = analysis.build(inspection, options.step_size, compute.readers)
     began = time.monotonic()
+    compute.label = "reading the events and filling the histograms"
     if options.checkpoint is None and options.on_partial is None:
         computed = compute_graph(graph, compute)
     else:
@@ -362,8 +425,8 @@ def _compute_by_partition(
 
 
 def inspect_inputs(
-    client: Client | Callable[[], Client], release: Release, options: RunOptions
-) -> tuple[analysis.Inspection, WatchedCompute]:
+    client: Client | Callable[[], Client] | ThreadedCompute, release: Release, options: RunOptions
+) -> tuple[analysis.Inspection, WatchedCompute | ThreadedCompute]:
     """The first half of ``run_analysis`` (the HEAD pass, kept inspections, the
     inspection of the others, which are then kept), and the compute it used: on its
     own so that the benchmark times what a run spends before it reads any event."""
@@ -388,9 +451,15 @@ def inspect_inputs(
         log.info("remote files checked: %d in %.2f s", len(remote), time.monotonic() - began)
     kept = InspectionCache(options.inspection_cache) if options.inspection_cache else None
     known = kept.known(remote) if kept is not None else {}
-    if callable(client) and not isinstance(client, Client):
-        client = client()
-    compute = WatchedCompute(client, options.worker_timeout_s, options.show_progress)
+    compute: WatchedCompute | ThreadedCompute
+    if isinstance(client, ThreadedCompute):
+        compute = client
+    else:
+        from distributed import Client
+
+        if callable(client) and not isinstance(client, Client):
+            client = client()
+        compute = WatchedCompute(client, options.worker_timeout_s, options.show_progress)
     open_options = uproot_open_options(options.timeout_s)
     began = time.monotonic()
     inspection = analysis.inspect(
@@ -403,6 +472,7 @@ def inspect_inputs(
         open_options=open_options,
         compute=compute,
         known=known,
+        readers=compute.readers,
     )
     if remote:  # what identified each remote file when it was inspected: its checkpoints' key
         inspection.files = {
@@ -430,13 +500,19 @@ def _with_validator(info: FileInfo, checked: RemoteFile | None) -> FileInfo:
 
 
 def write_outputs(
-    result: analysis.AnalysisResult, out_dir: Path
+    result: analysis.AnalysisResult, out_dir: Path, drawn: bytes | None = None
 ) -> tuple[dict[str, Path], FitResult | None]:
     """The PNG and the JSON document side by side, with one timestamped stem; when the
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
-    and the pyhf workspace. Returns the paths by name ending, and the fit result."""
-    from analysis.results.products import render_products
+    and the pyhf workspace. Returns the paths by name ending, and the fit result.
+    ``drawn``: the pre-fit PNG, already drawn (by a ``Drawer``), for a document without
+    a fit."""
+    from analysis.results.products import PREFIT_PNG, render_products
 
+    if drawn is not None and not result.document.figure.fit:
+        return _write(
+            out_dir, {PREFIT_PNG: drawn, ".json": result.to_json()}, result.document
+        ), None
     try:
         contents, fitted = render_products(result.document)
     except InputError:
