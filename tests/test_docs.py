@@ -58,7 +58,7 @@ CHECKPOINT_GUIDE = "tests/test_checkpoint.py::test_the_user_guide_commands_run_a
 
 #: The blocks run by another test or a CI step, by page and first line: where.
 RUN_BY: dict[tuple[str, str], str] = {
-    ("README.md", "# 1. set up and run the main job on an embedded local Dask cluster"): (
+    ("README.md", "# 1. set up and run the main job on this machine"): (
         "tests/test_readme.py::test_the_first_command_runs_the_main_job"
     ),
     ("README.md", ".venv/bin/hzz generate --out standins        # ZZ* and the four Higgs "
