@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -86,12 +90,14 @@ class DevTools:
 
 
 def start_chromium(profile: str) -> tuple[subprocess.Popen[str], str]:
-    """Chromium with a fresh profile; returns it and its DevTools HTTP address."""
+    """Chromium with a fresh profile, in a process group of its own (``stop_chromium``);
+    returns it and its DevTools HTTP address."""
     browser = subprocess.Popen(
         ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert browser.stderr is not None
     deadline = time.monotonic() + 60
@@ -101,8 +107,34 @@ def start_chromium(profile: str) -> tuple[subprocess.Popen[str], str]:
             return browser, f"http://{found.group(1)}"
         if time.monotonic() > deadline:
             break
-    browser.kill()
+    stop_chromium(browser)
     raise RuntimeError("chromium did not start its DevTools server")
+
+
+def stop_chromium(browser: subprocess.Popen[str]) -> None:
+    """Kill Chromium's whole process group and wait until none of it is left.
+
+    ``browser.kill()`` ends only the main process: its zygote, GPU and renderer children
+    go on writing into the profile directory, whose removal then fails with "Directory
+    not empty". They were started in the browser's own session, so they share its group.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(browser.pid, signal.SIGKILL)
+    browser.wait()
+    deadline = time.monotonic() + 30
+    while _group_alive(browser.pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"chromium's processes (group {browser.pid}) did not stop")
+        time.sleep(0.1)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of ``group`` still runs (a zombie writes nothing: not counted)."""
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
+                return True
+    return False
 
 
 async def look(
@@ -168,8 +200,7 @@ def main() -> int:
         try:
             seen = asyncio.run(look(dashboard, devtools, args.workers, task_names, args.screenshot))
         finally:
-            browser.kill()
-            browser.wait()
+            stop_chromium(browser)
     with urllib.request.urlopen(f"{dashboard}/json/counts.json", timeout=10) as response:
         counts = json.load(response)
     workers, tasks = shown_workers(seen), shown_tasks(seen, task_names)

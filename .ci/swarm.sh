@@ -14,6 +14,10 @@
 #      container killed mid-run gives the same document, bin for bin, as the host's own
 #      undisturbed run (and as run 1);
 #   5. the plotter and the scheduler had no restart after many health intervals.
+#   6. the same stack on three nodes (.ci/swarm-nodes.sh): images through a registry, tasks
+#      on several nodes, a node lost mid-run, clients with and without the certificate;
+#      its summary in ci-logs/swarm/summary.json.
+# Dask speaks mutual TLS throughout, with the certificates deploy/make-secrets.sh makes.
 # How the engine and swarm behave on this machine: ../shared/docs/swarm.md.
 # HZZ_CI_CACHE=DIR keeps the Debian base rootfs between runs (default: nothing is kept);
 # The engine, build and service logs, the dashboard screenshot and the plotter's figure are
@@ -65,6 +69,7 @@ LOGS=${HZZ_CI_LOGS:-$REPO/ci-logs/swarm}
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
 export DOCKER_HOST="unix://$WORK/docker.sock"
+NODES_REGISTRY=10.231.77.1:5000  # the three-node test's registry (.ci/swarm-nodes.sh)
 ENGINE_PID=""
 
 # What the engine may change outside its own directories, recorded to be restored.
@@ -74,9 +79,19 @@ nft_tables() { nft list tables 2>/dev/null | sort; }
 SYSCTL_BEFORE=$(sysctl_state)
 NFT_BEFORE=$(nft_tables)
 created_outside=()
-for path in /var/lib/docker /run/docker /etc/docker/key.json; do
+for path in /var/lib/docker /run/docker /run/containerd /etc/docker/key.json; do
   [ -e "$path" ] || created_outside+=("$path")
 done
+
+LOGS_SAVED=0
+save_service_logs() {
+  docker service ps hzz_dask-worker hzz_plotter hzz_dask-scheduler hzz_analysis \
+    --format '{{.Name}} {{.CurrentState}} {{.Error}}' >"$LOGS/tasks.txt" 2>&1
+  for service in rabbitmq dask-scheduler dask-worker plotter analysis; do
+    docker service logs --raw "hzz_$service" >"$LOGS/service-$service.log" 2>&1
+  done
+  LOGS_SAVED=1
+}
 
 cleanup() {
   local rc=$?
@@ -84,11 +99,7 @@ cleanup() {
   trap - EXIT INT TERM
   log "removing the engine and everything it made"
   if [ -n "$ENGINE_PID" ] && kill -0 "$ENGINE_PID" 2>/dev/null; then
-    docker service ps hzz_dask-worker hzz_plotter hzz_dask-scheduler hzz_analysis \
-      --format '{{.Name}} {{.CurrentState}} {{.Error}}' >"$LOGS/tasks.txt" 2>&1
-    for service in rabbitmq dask-scheduler dask-worker plotter analysis; do
-      docker service logs --raw "hzz_$service" >"$LOGS/service-$service.log" 2>&1
-    done
+    [ "$LOGS_SAVED" = 1 ] || save_service_logs
     timeout 60 docker stack rm hzz >/dev/null 2>&1
     timeout 30 docker swarm leave --force >/dev/null 2>&1
     kill "$ENGINE_PID"
@@ -145,6 +156,7 @@ engine_config() {  # engine_config DEFAULT_RUNTIME
   "exec-opts": ["native.cgroupdriver=cgroupfs"],
   "storage-driver": "overlay2",
   "runtimes": {"runc-with-host-ca": {"path": "$REPO/deploy/runc-with-host-ca"}},
+  "insecure-registries": ["$NODES_REGISTRY"],
   "default-runtime": "$1"
 }
 EOF
@@ -217,7 +229,7 @@ phase "data and reference run"
 docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 \
   --data-path-addr 127.0.0.1 >/dev/null
 export HZZ_CI_SECRETS="$WORK/secrets"
-sh deploy/make-secrets.sh "$HZZ_CI_SECRETS" >/dev/null
+HZZ="$HZZ" sh deploy/make-secrets.sh "$HZZ_CI_SECRETS" >/dev/null
 PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DASHBOARD="http://127.0.0.1:$PORT"
 export HZZ_MIRROR="$MIRROR" HZZ_DASHBOARD_PORT="$PORT" HZZ_RABBITMQ_IMAGE=hzz-ci-rabbitmq:latest
@@ -238,10 +250,15 @@ log "stack deployed; 2 workers connected $((SECONDS - deployed_at)) s after dock
 phase "deploy until 2 workers"
 
 # 6. Run 1 (the stack's own analysis): scale to 3 workers and look at the dashboard in it.
-worker_tasks() {  # address: tasks executed, per worker (asked in the scheduler container)
+worker_tasks() {  # address: tasks executed, per worker (asked in the scheduler container,
+  # over TLS with the scheduler's own certificate: the only one mounted there)
   docker exec "$(docker ps -qf name=hzz_dask-scheduler)" python3 -c "
 from distributed import Client
-with Client('tcp://127.0.0.1:8786', timeout='20s') as client:
+from distributed.security import Security
+certs = '/run/secrets/dask/'
+security = Security(tls_ca_file=certs + 'ca.pem', tls_client_cert=certs + 'scheduler.pem',
+                    tls_client_key=certs + 'scheduler-key.pem', require_encryption=True)
+with Client('tls://127.0.0.1:8786', timeout='20s', security=security) as client:
     counts = client.run(lambda dask_worker: dask_worker.state.executed_count)
 print(' '.join(f'{address}={n}' for address, n in sorted(counts.items())))"
 }
@@ -335,3 +352,14 @@ for service in plotter dask-scheduler rabbitmq; do
 done
 log "(health intervals: plotter 10 s, scheduler and workers 5 s, RabbitMQ 10 s)"
 phase "health"
+
+# 9. The same stack on three nodes (a manager and two workers, each engine in network,
+# mount and UTS namespaces of its own, images through a registry), with a node lost.
+save_service_logs
+timeout 60 docker stack rm hzz >/dev/null
+for _ in $(seq 1 120); do [ -z "$(docker ps -q)" ] && break; sleep 0.5; done
+phase "one-node stack removed"
+ONE_NODE_PHASES=$(printf '%s\n' "${PHASES[@]}") WORK="$WORK" LOGS="$LOGS" MIRROR="$MIRROR" \
+  REFERENCE="$REFERENCE" PYTHON="$PYTHON" STEP="$STEP" bash .ci/swarm-nodes.sh \
+  || fail "the three-node swarm test"
+phase "three nodes"

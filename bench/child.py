@@ -99,7 +99,11 @@ def pipeline(request: dict[str, Any]) -> dict[str, Any]:
     from .pipeline import measure_pipeline
 
     return measure_pipeline(
-        _fileset(request), request["workers"], request["step_size"], request["computes"]
+        _fileset(request),
+        request["workers"],
+        request["step_size"],
+        request["computes"],
+        request.get("encrypted", True),
     )
 
 

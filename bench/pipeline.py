@@ -85,13 +85,20 @@ def forget_everything(client: Client, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int) -> dict[str, Any]:
-    """Start a cluster of ``workers`` single-threaded processes, build, optimise, compute."""
+def measure_pipeline(
+    files: FileSet, workers: int, step_size: int, computes: int, encrypted: bool = True
+) -> dict[str, Any]:
+    """Start a cluster of ``workers`` single-threaded processes, build, optimise, compute.
+
+    ``encrypted``: mutual TLS as ``hzz run`` starts it; False: plain TCP, to measure what
+    the TLS costs."""
     release = load_release("2020")
     watch = Stopwatch()
     with watch.lap("cluster_start_s"):
         # As `hzz run` starts it (cluster.runtime.clusters): worker allocator settings included.
-        context = dask_client(workers=workers, threads_per_worker=1, dashboard_address=":0")
+        context = dask_client(
+            workers=workers, threads_per_worker=1, dashboard_address=":0", encrypted=encrypted
+        )
         client: Client = context.__enter__()
     try:
         with watch.lap("inspect_s"):
@@ -127,6 +134,7 @@ def measure_pipeline(files: FileSet, workers: int, step_size: int, computes: int
     totals = sample_totals(summaries, release)
     return {
         "workers": workers,
+        "encrypted": encrypted,
         "threads_per_worker": 1,
         "step_size": step_size,
         "partitions": count_partitions(infos, step_size),

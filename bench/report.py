@@ -7,6 +7,7 @@ everything else is still reported.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,9 @@ TARGET_GRAPH_BUILD_FILES = 1000
 TARGET_WORKER_RSS_BYTES = 1.5 * GB
 TARGET_REAL_SET_MARGIN_S = 0.5
 TARGET_OVER_NO_DASK = 0.95  # the pipeline ≥ 0.95 × the same work without Dask
+#: What Dask's mutual TLS may cost over plain TCP: 2-worker compute and cluster start.
+TARGET_TLS_COMPUTE_RATIO = 1.03
+TARGET_TLS_START_EXTRA_S = 0.3
 
 #: Throughput measurements: raw key, label of the table.
 THROUGHPUTS = (
@@ -171,6 +175,7 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
                 }
             ),
         },
+        "tls_over_tcp": guarded(lambda: tls_cost(raw["pipeline_2w"], raw["pipeline_2w_tcp"])),
         "agreement": guarded(
             lambda: {
                 "notebook_vs_pipeline": all(
@@ -178,6 +183,7 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
                     for n in raw["notebook"]
                     for p in [
                         *pipeline_runs,
+                        *raw.get("pipeline_2w_tcp", []),
                         *raw.get("no_dask_1p", []),
                         *raw.get("no_dask_2p", []),
                     ]
@@ -187,6 +193,28 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
                 "pipeline": {k: pipeline_runs[0][k] for k in ("n_in", "n_out", "sumw")},
             }
         ),
+    }
+
+
+def tls_cost(tls: list[dict[str, Any]], tcp: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mutual TLS against plain TCP, round by round (the two ran back to back, taking
+    turns at going first): the median of the paired ratios of the warm 2-worker compute,
+    and of the paired differences of cluster start-up. Pairing cancels the machine's
+    drift between rounds, which on these shared machines exceeds the effect."""
+    pairs = list(zip(tls, tcp, strict=False))
+    if not pairs:
+        raise ValueError("no pair of TLS and TCP runs")
+    compute = [statistics.median(a["compute_s"][1:]) / statistics.median(b["compute_s"][1:])
+               for a, b in pairs]  # fmt: skip
+    start = [a["cluster_start_s"] - b["cluster_start_s"] for a, b in pairs]
+    return {
+        "pairs": len(pairs),
+        "compute_ratio": statistics.median(compute),
+        "compute_ratios": compute,
+        "start_extra_s": statistics.median(start),
+        "start_extras_s": start,
+        "tcp_compute": summary(warm_computes(tcp)),
+        "tcp_cluster_start": summary([b["cluster_start_s"] for b in tcp]),
     }
 
 
@@ -220,6 +248,7 @@ def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
     memory = fig["memory"]
     graph = fig["graph_build_many_files"]
     real = fig["real_set"]
+    tls = fig.get("tls_over_tcp")
 
     def row(target: str, measured: Callable[[], str], met: Callable[[], bool | None]) -> dict:
         return {
@@ -311,6 +340,24 @@ def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
                 <= real["notebook_wall"]["median"] + TARGET_REAL_SET_MARGIN_S
             ),
         ),
+        row(
+            f"mutual TLS ≤ {TARGET_TLS_COMPUTE_RATIO:.2f} × plain TCP, 2-worker compute",
+            lambda: (
+                f"{tls['compute_ratio']:.3f} × (median of {tls['pairs']} paired rounds: "
+                + ", ".join(f"{r:.3f}" for r in tls["compute_ratios"])
+                + ")"
+            ),
+            lambda: tls["compute_ratio"] <= TARGET_TLS_COMPUTE_RATIO,
+        ),
+        row(
+            f"mutual TLS ≤ plain TCP + {TARGET_TLS_START_EXTRA_S} s, cluster start-up",
+            lambda: (
+                f"{tls['start_extra_s']:+.3f} s (median of {tls['pairs']} paired rounds: "
+                + ", ".join(f"{d:+.3f}" for d in tls["start_extras_s"])
+                + ")"
+            ),
+            lambda: tls["start_extra_s"] <= TARGET_TLS_START_EXTRA_S,
+        ),
     ]
 
 
@@ -381,6 +428,13 @@ def markdown(result: dict[str, Any]) -> str:
             lambda: (
                 f"{phases['cluster_start_1w']['median']:.2f} s / "
                 f"{phases['cluster_start_2w']['median']:.2f} s"
+            ),
+        ),
+        _line(
+            "2 workers over plain TCP instead of mutual TLS: compute / start-up (median)",
+            lambda: (
+                f"{fig['tls_over_tcp']['tcp_compute']['median']:.2f} s / "
+                f"{fig['tls_over_tcp']['tcp_cluster_start']['median']:.2f} s"
             ),
         ),
         _line(

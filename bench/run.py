@@ -3,7 +3,8 @@
 Order: inputs (generated and cached, page cache warmed), then rounds in which the read
 limit (uproot's default zlib inflate, and ISA-L as the pipeline reads), the analysis
 alone on events in memory, the pipeline's work without Dask (one process, then two side
-by side), the notebook and the pipeline with 1 and 2 workers take turns
+by side), the notebook and the pipeline with 1 and 2 workers (and 2 over plain TCP instead of
+mutual TLS) take turns
 (so machine noise hits all alike), then graph building for many files, then the real
 set end to end.
 """
@@ -179,12 +180,22 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
             f"round {n}/{args.repeats}: notebook",
             lambda: in_child("notebook", **request, step_size=NOTEBOOK_STEP_SIZE),
         )
-        for workers, key in ((1, "pipeline_1w"), (args.workers, "pipeline_2w")):
+        # TLS (as hzz run starts its cluster) and plain TCP take turns at going first.
+        runs = [(1, "pipeline_1w", True), (args.workers, "pipeline_2w", True)]
+        tcp = (args.workers, "pipeline_2w_tcp", False)
+        runs = [*runs, tcp] if n % 2 else [runs[0], tcp, runs[1]]
+        for workers, key, encrypted in runs:
             recorder.add(
                 key,
-                f"round {n}/{args.repeats}: pipeline, {workers} worker(s)",
-                lambda workers=workers: in_child(
-                    "pipeline", **request, workers=workers, step_size=args.step_size, computes=2
+                f"round {n}/{args.repeats}: pipeline, {workers} worker(s)"
+                + ("" if encrypted else ", plain TCP"),
+                lambda workers=workers, encrypted=encrypted: in_child(
+                    "pipeline",
+                    **request,
+                    workers=workers,
+                    step_size=args.step_size,
+                    computes=2,
+                    encrypted=encrypted,
                 ),
             )
     many = many_files(args.input_dir, args.many_files, args.seed, log)

@@ -59,13 +59,63 @@ def test_docker_accepts_the_stack_file_as_users_deploy_it() -> None:
     # Only the dashboard is published; 8786 stays on the overlay network.
     ports = services["dask-scheduler"]["ports"]
     assert [(p["target"], int(p["published"])) for p in ports] == [(8787, 8787)]
-    assert stack["networks"]["hzz"]["driver"] == "overlay"
+    network = stack["networks"]["hzz"]
+    assert network["driver"] == "overlay" and "encrypted" in network["driver_opts"]
     for name in ("plotter", "analysis"):
         assert services[name]["environment"][BROKER_FILE_ENV] == "/run/secrets/hzz_broker_url"
         assert "guest" not in str(services[name])
     rabbit_secret = services["rabbitmq"]["secrets"][0]
     assert rabbit_secret["target"].startswith("/etc/rabbitmq/conf.d/")
     assert "HZZ_DATA" not in services["analysis"].get("environment", {})  # HTTPS by default
+
+
+#: The Dask role of each service that speaks Dask, and the secret files it is given.
+DASK_ROLES = {"dask-scheduler": "scheduler", "dask-worker": "worker", "analysis": "client"}
+
+
+@pytest.mark.docker
+def test_dask_speaks_mutual_tls_with_certificates_from_secrets() -> None:
+    stack = stack_config(STACK)
+    services = stack["services"]
+    scheduler = services["dask-scheduler"]["command"]
+    assert scheduler[:2] == ["dask", "scheduler"] and "--protocol=tls" in scheduler
+    assert "--port=8786" in scheduler
+    assert services["dask-worker"]["command"][2] == "tls://dask-scheduler:8786"
+    assert services["analysis"]["environment"]["HZZ_SCHEDULER"] == "tls://dask-scheduler:8786"
+    for name, role in DASK_ROLES.items():
+        service = services[name]
+        assert service["environment"]["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+        mounted = {s["source"]: s for s in service["secrets"] if isinstance(s, dict)}
+        wanted = {"hzz_dask_ca": "ca.pem", f"hzz_dask_{role}_cert": f"{role}.pem"}
+        wanted[f"hzz_dask_{role}_key"] = f"{role}-key.pem"
+        for source, file_name in wanted.items():
+            secret = mounted[source]
+            assert secret["target"] == f"/run/secrets/dask/{file_name}", name
+            assert (secret["uid"], secret["mode"]) == ("10001", 0o400), name  # the image's user
+            assert stack["secrets"][source]["file"].endswith(f"/secrets/dask/{file_name}")
+        # Only its own role's key; the CA's key reaches no service.
+        assert {s for s in mounted if s.endswith("_key")} == {f"hzz_dask_{role}_key"}, name
+        # Certificates only as secret files: paths on the command line, no PEM anywhere.
+        assert "BEGIN" not in str(service)
+        command = " ".join(service.get("command", []))
+        assert all(p.startswith("/run/secrets/dask/") for p in _tls_paths(command)), name
+    assert services["analysis"]["environment"]["HZZ_CERTIFICATES"] == "/run/secrets/dask"
+    assert "hzz_dask" not in str(services["plotter"]) + str(services["rabbitmq"])
+    assert not any("ca-key" in str(secret) for secret in stack["secrets"].values())
+
+
+def _tls_paths(command: str) -> list[str]:
+    return [word.split("=", 1)[1] for word in command.split() if word.startswith("--tls-")]
+
+
+@pytest.mark.docker
+def test_placement_keeps_the_stateful_services_on_the_manager_and_spreads_workers() -> None:
+    services = stack_config(STACK)["services"]
+    for name in ("dask-scheduler", "rabbitmq", "plotter", "analysis"):
+        constraints = services[name]["deploy"]["placement"]["constraints"]
+        assert constraints == ["node.role == manager"], name
+    placement = services["dask-worker"]["deploy"]["placement"]
+    assert placement == {"preferences": [{"spread": "node.id"}]}
 
 
 @pytest.mark.docker
@@ -87,8 +137,11 @@ def test_ci_override_keeps_the_stack_and_avoids_only_what_needs_ipvs(tmp_path: P
     env = {"HZZ_CI_SECRETS": str(tmp_path), "HZZ_DASHBOARD_PORT": "18787", "HZZ_MIRROR": "/m"}
     users = stack_config(STACK, MIRROR_OVERRIDE, env={"HZZ_MIRROR": "/m"})
     stack = stack_config(STACK, MIRROR_OVERRIDE, CI_OVERRIDE, env=env)
-    assert stack["networks"]["hzz"]["driver"] == "overlay"
+    # No ESP on the CI kernel: the same network, unencrypted (Dask's TLS stays on).
+    assert stack["networks"]["hzz"] == {"driver": "overlay", "attachable": True}
+    assert users["networks"]["hzz"]["driver_opts"] == {"encrypted": "true"}
     assert stack["secrets"]["hzz_broker_url"]["file"] == f"{tmp_path}/broker-url"
+    assert stack["secrets"]["hzz_dask_ca"]["file"] == f"{tmp_path}/dask/ca.pem"
     ports = stack["services"]["dask-scheduler"]["ports"]
     assert [(p["target"], int(p["published"]), p["mode"]) for p in ports] == [(8787, 18787, "host")]
     for name, service in stack["services"].items():
@@ -126,20 +179,23 @@ def test_every_service_checks_its_own_health() -> None:
 
 def test_make_secrets_writes_one_password_twice_and_private(tmp_path: Path) -> None:
     out = tmp_path / "secrets"
-    subprocess.run(["sh", str(ROOT / "deploy" / "make-secrets.sh"), str(out)], check=True)
+    env = {**os.environ, "HZZ": str(Path(sys.executable).parent / "hzz")}
+    subprocess.run(["sh", str(ROOT / "deploy" / "make-secrets.sh"), str(out)], check=True, env=env)
     conf = (out / "rabbitmq-credentials.conf").read_text().splitlines()
     url = (out / "broker-url").read_text().strip()
     assert conf[0] == "default_user = hzz"
     password = conf[1].removeprefix("default_pass = ")
     assert len(password) == 48
     assert url == f"amqp://hzz:{password}@rabbitmq:5672/%2F"
-    for path in out.iterdir():
+    assert {p.name for p in (out / "dask").iterdir()} >= {"ca.pem", "worker-key.pem"}
+    for path in [*out.iterdir(), *(out / "dask").iterdir()]:
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
     again = subprocess.run(
         ["sh", str(ROOT / "deploy" / "make-secrets.sh"), str(out)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     assert again.returncode == 1 and "already holds secrets" in again.stderr
 

@@ -32,10 +32,13 @@ class Block:
     line: int  # of the opening fence
     lang: str
     text: str
+    title: str = ""  # ```bash title="…": a step CI runs whole through .ci/doc_blocks.py
 
     @property
     def first(self) -> str:
-        return self.text.splitlines()[0]
+        """What names the block: its first line that is not a comment."""
+        lines = self.text.splitlines()
+        return next((line for line in lines if not line.startswith("#")), lines[0])
 
     def commands(self) -> list[str]:
         """Its command lines: continuations joined, comments and prompts' output dropped."""
@@ -48,9 +51,11 @@ def blocks() -> list[Block]:
     found = []
     for page in PAGES:
         text = page.read_text("utf-8")
-        for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
+        fence = r'^```(\w*)(?: title="([^"]*)")?\n(.*?)^```'
+        for match in re.finditer(fence, text, flags=re.S | re.M):
             line = text.count("\n", 0, match.start()) + 1
-            found.append(Block(str(page.relative_to(ROOT)), line, match[1], match[2]))
+            page_name = str(page.relative_to(ROOT))
+            found.append(Block(page_name, line, match[1], match[3], match[2] or ""))
     return found
 
 
@@ -58,7 +63,8 @@ CHECKPOINT_GUIDE = "tests/test_checkpoint.py::test_the_user_guide_commands_run_a
 
 #: The blocks run by another test or a CI step, by page and first line: where.
 RUN_BY: dict[tuple[str, str], str] = {
-    ("README.md", "# 1. set up and run the main job on this machine"): (
+    ("README.md", "python3.11 -m venv .venv && .venv/bin/pip install -c constraints.txt "
+     "-e '.[test]' \\"): (
         "tests/test_readme.py::test_the_first_command_runs_the_main_job"
     ),
     ("README.md", ".venv/bin/hzz generate --out standins        # ZZ* and the four Higgs "
@@ -71,6 +77,13 @@ RUN_BY: dict[tuple[str, str], str] = {
     ),
     ("docs/deployment.md", "docker swarm init                                   # once, if "
      "this is not yet a swarm"): ".ci/swarm.sh",
+    ("docs/deployment.md", 'docker swarm init --advertise-addr "$MANAGER_IP" --listen-addr '
+     '"$MANAGER_IP:2377" \\'): ".ci/swarm-nodes.sh",
+    ("docs/deployment.md", 'docker swarm join --token "$TOKEN" --advertise-addr "$NODE_IP" \\'): (
+        ".ci/swarm-nodes.sh"
+    ),
+    ("docs/deployment.md", "for image in hzz-scheduler hzz-worker; do"): ".ci/swarm-nodes.sh",
+    ("docs/deployment.md", "docker node ls"): ".ci/swarm-nodes.sh",
     ("docs/deployment.md", "hzz cluster up --workers 3 [--dir .hzz-cluster] [--plots plots] "
      "[--broker URL]"): "tests/test_localstack.py::"
     "test_one_and_three_workers_give_identical_histograms_and_the_plotter_draws",
@@ -100,7 +113,7 @@ RUN_HERE: dict[tuple[str, str], str] = {
     ),
     ("docs/document.md", '"partial": {"done": 12, "total": 40, "events": 310000, '
      '"run": "20261202-140512-a1b2c3"}'): "test_the_document_example_is_the_current_schema",
-    ("docs/fit.md", "from analysis import fit_document, render_products"): (
+    ("docs/fit.md", "from analysis import render_products"): (
         "test_the_fit_pages_python_runs"
     ),
     ("docs/fit.md", "import json, pyhf"): "test_the_fit_pages_python_runs",
@@ -129,7 +142,8 @@ def test_every_block_runs_somewhere() -> None:
 
 def _ci_steps() -> str:
     """The CI script: what it runs, including the scripts it calls."""
-    return (ROOT / ".ci" / "run").read_text("utf-8")
+    scripts = [ROOT / ".ci" / "run", *sorted((ROOT / ".ci").glob("*.sh"))]
+    return "\n".join(path.read_text("utf-8") for path in scripts)
 
 
 @pytest.mark.parametrize("where", sorted(set(RUN_BY.values())))
@@ -145,6 +159,9 @@ def test_the_named_runner_exists_and_runs_the_blocks(where: str) -> None:
     else:
         assert path == ".ci/run" or f"bash {path}" in _ci_steps(), where
     for block in (b for b in blocks() if RUN_BY.get((b.page, b.first)) == where):
+        if block.title:  # run whole, as written, by .ci/doc_blocks.py
+            assert f"{block.page} '{block.title}'" in source, (where, block.title)
+            continue
         if block.lang == "python":
             page = Path(block.page).name
             assert page in source or f'"{page.split(".")[0]}' in source, (where, block.page)
@@ -281,7 +298,7 @@ def test_the_fit_pages_python_runs(
 
     first, refit = [b for b in blocks() if b.page == "docs/fit.md" and b.lang == "python"]
     # The page's document, as hzz run writes it, under the name the page uses.
-    write_standins(tmp_path / "standins", events=20_000, seed=3)
+    write_standins(tmp_path / "standins", events=5_000, seed=3)
     graph = build(inspect([str(MIRROR_2020), str(tmp_path / "standins")]), readers=1)
     (computed,) = dask.compute(graph.outputs(), scheduler="sync")
     name = re.search(r'open\("plots/(plot_[\d_-]+)\.json"', first.text)[1]  # type: ignore[index]

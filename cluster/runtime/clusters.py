@@ -99,6 +99,7 @@ def open_client(
     dashboard_address: str | None = DEFAULT_DASHBOARD,
     connect_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
     certificates: Path | None = None,
+    encrypted: bool = True,
 ) -> tuple[Client, LocalCluster | None]:
     """A client of ``scheduler``, or of a new local cluster of ``workers`` processes
     (forked from a server that has imported what they run: ``start_worker_server``).
@@ -108,7 +109,8 @@ def open_client(
     presents the client certificate of ``certificates`` (a directory made by ``hzz
     certificates``), else what Dask's config names (``distributed.comm.tls``).
     The local cluster speaks mutual TLS with certificates made for it and held in memory:
-    no other process, of this user or another, can submit work to it.
+    no other process, of this user or another, can submit work to it (``encrypted=False``:
+    plain TCP, open to every local process; only for the benchmark's comparison).
 
     Worker processes (not threads) because uproot decompression and awkward kernels
     hold the GIL for part of their work. Close with ``close_client``.
@@ -120,7 +122,7 @@ def open_client(
     from .certificates import temporary_security
 
     start_worker_server(worker_environ(), WORKER_PRELOAD)
-    security = temporary_security()
+    security = temporary_security() if encrypted else None
     with dask.config.set(cluster_config()):  # read by the scheduler and nannies at start
         local = LocalCluster(
             n_workers=workers,
@@ -170,9 +172,12 @@ def dask_client(
     workers: int | None = None,
     threads_per_worker: int = 1,
     dashboard_address: str | None = DEFAULT_DASHBOARD,
+    encrypted: bool = True,
 ) -> Iterator[Client]:
     """``open_client`` as a context: the local cluster is closed on exit."""
-    client, local = open_client(scheduler, workers, threads_per_worker, dashboard_address)
+    client, local = open_client(
+        scheduler, workers, threads_per_worker, dashboard_address, encrypted=encrypted
+    )
     try:
         yield client
     finally:
