@@ -12,6 +12,8 @@ file, URL or option). Two families tell a caller what to do about it:
 
 from __future__ import annotations
 
+import errno
+
 
 class HZZError(Exception):
     """Base of every error raised on purpose; the message says what and where."""
@@ -63,3 +65,63 @@ class RemoteReadError(RunFailure):
 
 class EventsLostError(RunFailure):
     """Fewer events were read than the files hold: a partition was lost."""
+
+
+class ResourceExhausted(RunFailure):
+    """The machine ran out of something while a file was read or summarised (memory,
+    file handles, an I/O error of the disk): the run's failure, never the file's. The
+    message says what ran out and which setting helps."""
+
+
+#: The errors of an exhausted machine, by errno: what ran out and what helps.
+_RESOURCE_ERRNOS = {
+    errno.ENOMEM: "memory",
+    errno.EMFILE: "file handles (this process's open-file limit, ulimit -n)",
+    errno.ENFILE: "file handles (the system's open-file limit)",
+    errno.EIO: "the disk (an input/output error)",
+    errno.ENOSPC: "disk space",
+}
+
+#: What to do when a worker runs out of memory.
+MEMORY_LEVERS = (
+    "give each partition fewer entries (--step-size) or the workers more memory "
+    "(the Dask worker memory limit: hzz cluster up --memory-limit, or the machine's)"
+)
+
+
+def resource_fault(error: BaseException) -> str | None:
+    """What ran out, if ``error`` (or an error it was raised from) is the machine's
+    fault rather than the file's: a MemoryError, or an OSError of ``_RESOURCE_ERRNOS``.
+    None for anything else (a bad file, a bad server)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError):
+            return "memory"
+        if isinstance(current, OSError) and current.errno in _RESOURCE_ERRNOS:
+            return _RESOURCE_ERRNOS[current.errno]
+        if isinstance(current, TypeError) and str(current).startswith("'MemoryError' object"):
+            return "memory"  # fsspec hands uproot a failed read's exception as its bytes
+        if isinstance(current, RuntimeError) and str(current) == "can't start new thread":
+            return "memory (for a new thread)"  # CPython's words when pthread_create fails
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def resource_exhausted(error: BaseException, where: str) -> ResourceExhausted | None:
+    """The run failure for ``error`` at ``where`` (a file and its entries) if the machine
+    ran out of something, naming what and the lever; None if the fault is not a resource's."""
+    what = resource_fault(error)
+    if what is None:
+        return None
+    lever = (
+        MEMORY_LEVERS
+        if what.startswith("memory")
+        else "raise the limit or free some, then run again"
+    )
+    detail = f"{type(error).__name__}: {error}".rstrip(": ")
+    return ResourceExhausted(
+        f"a worker ran out of {what} while reading {where} ({detail}); the file is not "
+        f"at fault: {lever}"
+    )

@@ -60,16 +60,27 @@ class DaskProcesses:
         self.address: str = json.loads(scheduler_file.read_text())["address"]
         self.client = Client(self.address, timeout="60s")
 
-    def start_workers(self, count: int) -> None:
+    def start_workers(
+        self,
+        count: int,
+        nanny: bool = False,
+        memory_limit: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``count`` workers of one thread; without ``nanny`` a killed one stays dead, with
+        it the nanny restarts it (and kills it over ``memory_limit``)."""
         for _ in range(count):
             name = f"fault-{uuid.uuid4().hex[:8]}"
-            command = [*DASK, "worker", self.address, "--nthreads", "1", "--no-nanny"]
-            command += ["--no-dashboard", "--name", name]
+            command = [*DASK, "worker", self.address, "--nthreads", "1"]
+            command += ["--nanny" if nanny else "--no-nanny", "--no-dashboard", "--name", name]
+            if memory_limit is not None:
+                command += ["--memory-limit", memory_limit]
             with (self.directory / f"{name}.log").open("wb") as log:
                 self.workers[name] = subprocess.Popen(
                     command,
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    env={**os.environ, **(env or {})},
                 )
         self.client.wait_for_workers(len(self.workers), timeout=WAIT_S)
 

@@ -2,8 +2,9 @@
 
 ``inspect_file`` opens one file's tree (headers only): its entry count, whether every
 branch the analysis needs is there, and whether it is a marked simulated stand-in.
-It never raises: a bad file comes back with the cause, so that a cluster can inspect
-many files in parallel and the run decides what a bad file means (stop or skip).
+It never raises for a bad file (one comes back with the cause, so that a cluster can inspect
+many files in parallel and the run decides what a bad file means: stop or skip); a machine
+that runs out of memory or file handles raises ResourceExhausted, the run's failure.
 Knowing the entries up front lets the graph be partitioned without opening files on
 the client, and lets every run check that no event was lost.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import awkward as ak
 import uproot
 
+from analysis.errors import resource_exhausted
 from analysis.inputs.headers import HeaderFile
 from analysis.inputs.sources import is_remote
 
@@ -152,6 +154,9 @@ def inspect_file(
     except FileNotFoundError:
         return FileInfo(sample, location, missing=True, error="file not found")
     except Exception as err:  # uproot raises many types for bad files; keep the cause
+        exhausted = resource_exhausted(err, location)
+        if exhausted is not None:  # the machine's fault, not the file's: the run fails
+            raise exhausted from err
         server = isinstance(err, OSError) and getattr(err, "url", None) is not None
         # A server's failure comes with its URL (named already) and the cause in words.
         detail = getattr(err, "detail", None) if server else None

@@ -4,7 +4,8 @@
 ``PartitionReader`` keeps the trees it opened for the current graph in a small cache in
 each worker process, and opens a remote file from the header its inspection recorded
 (``analysis.inputs.headers``), so a worker asks a server for baskets only. A read error
-never raises out of a task: the partition comes back empty with how its read went in
+of the file never raises out of a task (one of the machine, such as memory, raises
+ResourceExhausted): the partition comes back empty with how its read went in
 its ``attrs`` (``read_outcome``), riding with the events so that Dask fuses the read and
 its summary into one task (``python -m bench``).
 """
@@ -22,6 +23,7 @@ import awkward as ak
 import uproot
 from dask_awkward.lib.io.columnar import ColumnProjectionMixin
 
+from analysis.errors import resource_exhausted
 from analysis.inputs.headers import open_tree
 
 #: Open trees kept per worker process (a few files in flight; headers are small).
@@ -190,8 +192,17 @@ class PartitionReader(ColumnProjectionMixin):
             if len(arrays) != stop - start:
                 raise OSError(f"read {len(arrays)} of entries {start}–{stop}")
         except Exception as error:  # any read error: an empty partition that says why
-            outcome = _outcome(location, start, stop, error, time.monotonic() - began)
-            return ak.Array(self._form.length_zero_array(), attrs={READ_OUTCOME: outcome})
+            exhausted = resource_exhausted(error, f"{location} entries {start}–{stop}")
+            if exhausted is None:
+                outcome = _outcome(location, start, stop, error, time.monotonic() - began)
+                return ak.Array(self._form.length_zero_array(), attrs={READ_OUTCOME: outcome})
+        else:
+            exhausted = None
+        if exhausted is not None:
+            # The machine's fault, not the file's: the run fails. Raised here, outside the
+            # handler, so that the error's traceback (and the buffers its frames hold) is
+            # freed before the worker has to send this one.
+            raise exhausted
         outcome = _outcome(location, start, stop, None, time.monotonic() - began)
         return ak.Array(arrays, attrs={READ_OUTCOME: outcome})
 

@@ -17,6 +17,7 @@ import awkward as ak
 import hist
 import numpy as np
 
+from analysis.errors import resource_exhausted
 from analysis.inputs.binning import m4l_axis
 from analysis.inputs.catalogue import Release, Sample, load_release
 from analysis.inputs.reader import read_outcome
@@ -145,12 +146,18 @@ def partition_summary(events: Any, sample: Sample, release: Release) -> ak.Array
         return summary_meta(release)
     outcome = read_outcome(events) or {"entry_stop": len(events)}
     row = np.zeros(row_length(release))
+    exhausted = None
     if outcome.get("exception") is None:
         try:  # readable but wrong (analysis.inputs.sanity): the file is bad, named and skippable
             check_events(events, release, outcome.get("entry_start", 0))
             row = np.asarray(summarise_partition(events, sample, release))
         except Exception as error:
-            outcome = {**outcome, "exception": type(error).__name__, "message": str(error)}
+            where = f"{outcome.get('location')} entries {outcome.get('entry_start')}–"
+            exhausted = resource_exhausted(error, where + str(outcome.get("entry_stop")))
+            if exhausted is None:
+                outcome = {**outcome, "exception": type(error).__name__, "message": str(error)}
+    if exhausted is not None:  # the machine's fault, not the file's: the run fails
+        raise exhausted  # outside the handler: the error's frames are freed first
     return summary_record(row, outcome)
 
 

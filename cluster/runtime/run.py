@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import analysis
-from analysis.errors import HZZError, InputError, MissingFileError, RunFailure
+from analysis.errors import (
+    MEMORY_LEVERS,
+    HZZError,
+    InputError,
+    MissingFileError,
+    ResourceExhausted,
+    RunFailure,
+)
 from analysis.inputs.partitions import DEFAULT_STEP_SIZE
 from cluster.defaults import (
     DEFAULT_DASHBOARD,
@@ -320,6 +327,25 @@ def _validated(document: HistogramDocument) -> HistogramDocument:
     return document
 
 
+def compute_failure(err: Exception) -> HZZError:
+    """What a failed compute means: an error of the analysis as it was raised (a worker
+    out of memory names the file and the lever); workers killed under a task (the
+    system's OOM killer, a memory limit) say so; anything else named as it is."""
+    from distributed import KilledWorker
+
+    if isinstance(err, HZZError):
+        return err
+    if isinstance(err, KilledWorker):
+        tries = getattr(err, "allowed_failures", None)
+        workers = "workers" if tries is None else f"{tries + 1} workers"
+        return ResourceExhausted(
+            f"the {workers} that ran task {getattr(err, 'task', '?')!r} died, one after another "
+            f"(killed, as by the system's out-of-memory killer or the Dask worker memory "
+            f"limit): the file is not at fault; {MEMORY_LEVERS}"
+        )
+    return RunFailure(f"computing the analysis failed: {type(err).__name__}: {err}")
+
+
 class WatchedCompute:
     """The ``compute`` given to ``analysis.run``: one compute call on ``client`` once it
     has a worker, shown with a progress bar and cancelled by the watchdog once no
@@ -350,9 +376,7 @@ class WatchedCompute:
                 return list(self.client.gather(futures))
             except Exception as err:
                 watchdog.raise_if_tripped()
-                raise RunFailure(
-                    f"computing the analysis failed: {type(err).__name__}: {err}"
-                ) from err
+                raise compute_failure(err) from err
 
     def each(self, collections: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         """Each collection's result as it finishes (``analysis.results.incremental``),
@@ -378,9 +402,7 @@ class WatchedCompute:
                     yield index[future.key], result
             except Exception as err:
                 watchdog.raise_if_tripped()
-                raise RunFailure(
-                    f"computing the analysis failed: {type(err).__name__}: {err}"
-                ) from err
+                raise compute_failure(err) from err
         if bar is not None:
             bar.join()
             print(flush=True)
