@@ -121,6 +121,14 @@ def real_set_phases(request: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def live(request: dict[str, Any]) -> dict[str, Any]:
+    from .live import measure_live
+
+    return measure_live(
+        _fileset(request), request["workers"], request["step_size"], request["computes"]
+    )
+
+
 KINDS = {
     "read_limit": read_limit,
     "analysis_only": analysis_only,
@@ -129,6 +137,7 @@ KINDS = {
     "pipeline": pipeline,
     "graph_build": graph_build,
     "real_set_phases": real_set_phases,
+    "live": live,
 }
 
 

@@ -25,6 +25,10 @@ TARGET_GRAPH_BUILD_FILES = 1000
 TARGET_WORKER_RSS_BYTES = 1.5 * GB
 TARGET_REAL_SET_MARGIN_S = 0.5
 TARGET_OVER_NO_DASK = 0.95  # the pipeline ≥ 0.95 × the same work without Dask
+#: What `hzz run --live` may add to the compute phase, and how soon after the first
+#: partition its first partial document must be ready.
+TARGET_LIVE_OVERHEAD = 0.03
+TARGET_FIRST_PARTIAL_S = 1.0
 #: What Dask's mutual TLS may cost over plain TCP: 2-worker compute and cluster start.
 TARGET_TLS_COMPUTE_RATIO = 1.03
 TARGET_TLS_START_EXTRA_S = 0.3
@@ -175,6 +179,7 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
                 }
             ),
         },
+        "live": guarded(lambda: _live(raw["live"])) if raw.get("live") else None,
         "tls_over_tcp": guarded(lambda: tls_cost(raw["pipeline_2w"], raw["pipeline_2w_tcp"])),
         "agreement": guarded(
             lambda: {
@@ -193,6 +198,37 @@ def figures(raw: dict[str, Any], default_step_size: int) -> dict[str, Any]:
                 "pipeline": {k: pipeline_runs[0][k] for k in ("n_in", "n_out", "sumw")},
             }
         ),
+    }
+
+
+def _live(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """--live and --checkpoint against a plain compute of the same graph, same cluster."""
+
+    def joined(key: str) -> list[float]:
+        return [value for run in runs for value in run[key]]
+
+    batch, live = summary(joined("batch_s")), summary(joined("live_s"))
+    paired = [a / b for a, b in zip(joined("live_s"), joined("batch_s"), strict=True)]
+    cold, warm = summary(joined("checkpoint_cold_s")), summary(joined("checkpoint_warm_s"))
+    return {
+        "workers": runs[0]["workers"],
+        "partitions": runs[0]["partitions"],
+        "batch": batch,
+        "live": live,
+        # paired: each live compute against the plain one next to it (they take turns at
+        # going first), which cancels the machine's drift between rounds
+        "live_overhead": statistics.median(paired) - 1,
+        "live_overheads": [ratio - 1 for ratio in paired],
+        "first_partial": summary(joined("first_partial_after_first_partition_s")),
+        # CPU of the client and local scheduler per compute: what --live adds there
+        "batch_client_cpu": summary(joined("batch_client_cpu_s")),
+        "live_client_cpu": summary(joined("live_client_cpu_s")),
+        "partial_documents": joined("partial_documents"),
+        "checkpoint_cold": cold,
+        "checkpoint_warm": warm,
+        "checkpoint_cold_over_batch": cold["median"] / batch["median"],
+        "checkpoint_warm_over_cold": warm["median"] / cold["median"],
+        "identical": all(run["identical"] for run in runs),
     }
 
 
@@ -256,6 +292,7 @@ def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
     memory = fig["memory"]
     graph = fig["graph_build_many_files"]
     real = fig["real_set"]
+    live = fig.get("live")
     tls = fig.get("tls_over_tcp")
 
     def row(target: str, measured: Callable[[], str], met: Callable[[], bool | None]) -> dict:
@@ -325,6 +362,21 @@ def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
                 if memory["step_size"] == memory["default_step_size"]
                 else None
             ),
+        ),
+        row(
+            f"--live adds ≤ {100 * TARGET_LIVE_OVERHEAD:.0f} % to the compute at "
+            f"{live['workers'] if live else 2} workers",
+            lambda: (
+                f"{100 * live['live_overhead']:+.1f} % (median of {len(live['live_overheads'])} "
+                f"pairs, {100 * min(live['live_overheads']):+.0f} … "
+                f"{100 * max(live['live_overheads']):+.0f} %)"
+            ),
+            lambda: live["live_overhead"] <= TARGET_LIVE_OVERHEAD,
+        ),
+        row(
+            f"first partial document ≤ {TARGET_FIRST_PARTIAL_S:g} s after the first partition",
+            lambda: f"{live['first_partial']['median'] * 1000:.0f} ms (median)",
+            lambda: live["first_partial"]["median"] <= TARGET_FIRST_PARTIAL_S,
         ),
         row(
             f"real set end to end ≤ notebook + {TARGET_REAL_SET_MARGIN_S:g} s (median)",
@@ -501,6 +553,32 @@ def markdown(result: dict[str, Any]) -> str:
         _line(
             "notebook, pipeline and no-Dask loops agree (n in, n out, Σw to 1e-6)",
             lambda: str(fig["agreement"]["notebook_vs_pipeline"]),
+        ),
+        _line(
+            "compute at 2 workers: plain / --live / --checkpoint cold / warm rerun (median)",
+            lambda: (
+                f"{fig['live']['batch']['median']:.2f} s / {fig['live']['live']['median']:.2f} s"
+                f" / {fig['live']['checkpoint_cold']['median']:.2f} s / "
+                f"{fig['live']['checkpoint_warm']['median']:.3f} s "
+                f"({fig['live']['partitions']} partitions; warm over cold "
+                f"{fig['live']['checkpoint_warm_over_cold']:.3f}; documents identical: "
+                f"{fig['live']['identical']})"
+            ),
+        ),
+        _line(
+            "--live: first partial document after the first partition (median); partial "
+            "documents per compute",
+            lambda: (
+                f"{fig['live']['first_partial']['median'] * 1000:.0f} ms; "
+                f"{', '.join(map(str, fig['live']['partial_documents']))}"
+            ),
+        ),
+        _line(
+            "client and scheduler CPU per compute (median): plain / --live",
+            lambda: (
+                f"{fig['live']['batch_client_cpu']['median']:.2f} s / "
+                f"{fig['live']['live_client_cpu']['median']:.2f} s"
+            ),
         ),
         _line(
             "real set: `hzz run` / notebook, whole process (median)",

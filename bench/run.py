@@ -3,10 +3,10 @@
 Order: inputs (generated and cached, page cache warmed), then rounds in which the read
 limit (uproot's default zlib inflate, and ISA-L as the pipeline reads), the analysis
 alone on events in memory, the pipeline's work without Dask (one process, then two side
-by side), the notebook and the pipeline with 1 and 2 workers (and 2 over plain TCP instead of
-mutual TLS) take turns
-(so machine noise hits all alike), then graph building for many files, then the real
-set end to end.
+by side), the notebook, the pipeline with 1 and 2 workers (and 2 over plain TCP instead of
+mutual TLS), and the pipeline's compute with ``--live`` and ``--checkpoint`` beside a
+plain one (``bench/live.py``) take turns (so machine noise hits all alike), then graph
+building for many files, then the real set end to end.
 """
 
 from __future__ import annotations
@@ -198,6 +198,14 @@ def measure(args: argparse.Namespace, recorder: Recorder) -> dict[str, Any]:
                     encrypted=encrypted,
                 ),
             )
+        recorder.add(
+            "live",
+            f"round {n}/{args.repeats}: --live and --checkpoint beside a plain compute, "
+            f"{args.workers} workers",
+            lambda: in_child(
+                "live", **request, workers=args.workers, step_size=args.step_size, computes=2
+            ),
+        )
     many = many_files(args.input_dir, args.many_files, args.seed, log)
     warm_page_cache(many.paths[:1])
     rounds = min(args.repeats, 2)  # minutes per round at 1000 files: two show the noise

@@ -112,3 +112,27 @@ DEFAULT_RENDER_TIMEOUT_S = 180.0
 #: one message before that message is dead-lettered instead of handled again: more than
 #: one, since the service can also be stopped for reasons of its own (a redeploy).
 DEFAULT_CRASH_LIMIT = 3
+
+
+#: Local worker processes per core and memory each, the most ``--workers`` may ask
+#: for: each is a Python process of its own (about 150 MB resident once the analysis is
+#: imported), so more than this only makes the machine swap or fail to start them.
+WORKERS_PER_CORE = 8
+MEMORY_PER_WORKER = 200 * 2**20
+
+
+def most_local_workers() -> tuple[int, str]:
+    """How many local worker processes this machine can start, and why that many."""
+    cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not a POSIX system that says
+        memory = 0
+    by_cores = WORKERS_PER_CORE * cores
+    by_memory = memory // MEMORY_PER_WORKER if memory else by_cores
+    most = max(1, min(by_cores, by_memory))
+    why = (
+        f" on this machine ({WORKERS_PER_CORE} per core on {cores} cores, "
+        f"{MEMORY_PER_WORKER >> 20} MiB of its {memory >> 30} GiB memory each)"
+    )
+    return most, why

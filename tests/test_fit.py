@@ -8,6 +8,8 @@ consistency (Asimov, a plain pyhf refit), not against the AGC's published values
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -127,15 +129,34 @@ def test_asimov_data_give_mu_one_and_the_expected_significance(
     assert float(norm.isf(float(p0))) == pytest.approx(result.significance_expected, rel=1e-3)
 
 
+@pytest.mark.faults
 def test_plain_pyhf_refits_the_written_workspace(fitted: tuple[FitResult, dict]) -> None:
+    """μ̂ is at the minimum: a strict Minuit (strategy 2, EDM below 2e-9) and scipy on
+    the written workspace agree with it to 1e-3 (pyhf's default Minuit tolerance
+    stopped 0.005 short)."""
     result, spec = fitted
     workspace = pyhf.Workspace(json.loads(json.dumps(spec)))
     model = workspace.model()
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0))
-    bestfit = pyhf.infer.mle.fit(workspace.data(model), model, return_uncertainties=True)
-    mu, sigma = bestfit[model.config.poi_index]
-    assert mu == pytest.approx(result.mu, rel=1e-4)
+    data = workspace.data(model)
+    poi = model.config.poi_index
+    strict = pyhf.optimize.minuit_optimizer(verbose=0, strategy=2, tolerance=1e-6)
+    pyhf.set_backend("numpy", strict)
+    bestfit, twice_nll = pyhf.infer.mle.fit(
+        data, model, return_uncertainties=True, return_fitted_val=True
+    )
+    mu, sigma = bestfit[poi]
+    assert mu == pytest.approx(result.mu, abs=1e-3)
     assert sigma == pytest.approx(result.mu_error, rel=1e-3)
+    pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(tolerance=1e-10))
+    scipy_fit, scipy_twice_nll = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
+    assert scipy_fit[poi] == pytest.approx(result.mu, abs=1e-3)
+    reported = np.asarray(model.config.suggested_init(), dtype=float)
+    for name, pairs in result.parameters.items():  # [value, error] or one pair per bin
+        if name in model.config.par_order:
+            values = [p[0] for p in pairs] if isinstance(pairs[0], list) else [pairs[0]]
+            reported[model.config.par_slice(name)] = values
+    ours = float(pyhf.infer.mle.twice_nll(reported, data, model)[0])
+    assert ours <= min(float(twice_nll), float(scipy_twice_nll)) + 1e-4
     assert 0 < result.mu < 10 and result.mu_error > 0
     assert 0 <= result.cls_mu1 <= 1 and result.significance_expected > 0
     assert [p.name for p in result.pulls] == ["m4l_scale", "scale_factors", "zz_norm"]
@@ -291,3 +312,87 @@ def test_the_plotting_service_fits_when_the_document_asks(
     fit = json.loads(outputs_in(out, FIT_JSON)[0].read_text())
     assert 0 < fit["mu"] < 10 and fit["notes"]
     assert "link lost" not in log and "redelivered" not in log
+
+
+# --------------------------------------------------------------------------- failed fits
+
+
+def _zeroed(document: HistogramDocument, roles: set[str]) -> HistogramDocument:
+    """The document with every histogram of the groups of ``roles`` zero, asking for a fit."""
+    raw = json.loads(document.to_json())
+    zeroed = {n for g in raw["groups"] if g["role"] in roles for n in g["samples"]}
+    for name in zeroed:
+        sample = raw["samples"][name]
+        for histogram in (sample["hist"], *sample.get("variations", {}).values()):
+            storage = histogram["storage"]
+            storage["values"] = [0.0] * len(storage["values"])
+            storage["variances"] = [0.0] * len(storage["variances"])
+        sample["sumw"] = 0.0
+    raw["figure"]["fit"] = True
+    return from_json(json.dumps(raw))
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(
+    ("roles", "reason"),
+    [
+        ({"signal", "background"}, "is zero in every bin: the signal strength cannot be fitted"),
+        ({"background"}, "the fit failed: FailedMinimization: Optimization failed."),
+    ],
+)
+def test_a_fit_that_fails_is_a_fit_error_and_hzz_fit_says_why(
+    full: HistogramDocument, tmp_path: Path, roles: set[str], reason: str
+) -> None:
+    """All simulation zero (nothing to fit), or backgrounds zero where data has events
+    (Minuit fails): FitError; ``hzz fit`` exit 2 with one line, no traceback (before: a
+    pyhf traceback, exit 1)."""
+    document = _zeroed(full, roles)
+    with pytest.raises(FitError, match=reason.split(":")[0]):
+        fit_document(document)
+    path = tmp_path / "doc.json"
+    path.write_bytes(document.to_json())
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "fit", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("hzz fit: ") and reason in line
+    assert "Traceback" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["doc.json"]
+
+
+@pytest.mark.faults
+@pytest.mark.broker
+def test_the_plotting_service_draws_the_figure_of_a_document_it_cannot_fit(
+    full: HistogramDocument, tmp_path: Path
+) -> None:
+    """Simulation all zero, a fit asked for: the pre-fit figure is drawn, the failure
+    logged in one line, the message acked (before: dead-lettered with a pyhf traceback
+    in the log, no figure)."""
+    from cluster.service.amqp import Topology
+    from cluster.service.publisher import publish
+
+    from .helpers import URL, Broker, Plotter, wait_for
+
+    tag = uuid.uuid4().hex[:8]
+    broker = Broker(Topology(exchange=f"hzz-test-{tag}.x", queue=f"hzz-test-{tag}.q"))
+    out = tmp_path / "plots"
+    plotter = Plotter(out, broker)
+    try:
+        for roles in ({"signal", "background"}, {"background"}):
+            publish(_zeroed(full, roles).to_json(), URL, broker.topology, timeout_s=30)
+        wait_for(lambda: len(outputs_in(out, ".png")) == 2, "two pre-fit figures", timeout=600)
+        wait_for(lambda: plotter.text().count("wrote") == 2, "both acked", timeout=60)
+        log = plotter.text()
+        assert broker.counts() == 0
+        assert broker.counts(broker.topology.dead_letter_queue) == 0
+    finally:
+        plotter.stop()
+        broker.close()
+    assert "no fit: the signal (" in log and "no fit: the fit failed: FailedMinimization" in log
+    assert "Traceback" not in log and "dead-letter" not in log
+    assert not outputs_in(out, WORKSPACE_JSON) and not outputs_in(out, FIT_JSON)

@@ -19,8 +19,14 @@ from .helpers import PUBLISHED_COUNTS, PUBLISHED_YIELDS, ROOT, YIELD_REL_TOL
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
 
 
-def code_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", PAGE.read_text("utf-8"), flags=re.S)
+#: The page's section run in a real Jupyter kernel (below); those before it run here.
+LIVE_SECTION = "## Live results in Jupyter"
+
+
+def code_blocks(live: bool = False) -> list[str]:
+    """The page's Python blocks: those before the live section, or those in it."""
+    before, _, after = PAGE.read_text("utf-8").partition(LIVE_SECTION)
+    return re.findall(r"```python\n(.*?)```", after if live else before, flags=re.S)
 
 
 @pytest.fixture(
@@ -93,3 +99,30 @@ def test_a_location_with_no_file_is_named_in_the_error(tmp_path: Path) -> None:
     nowhere = tmp_path / "atlas-opendata-2020" / "4lep"
     with pytest.raises(InputError, match=f"in {nowhere} \\(no such directory\\)"):
         analysis.inspect(data=str(nowhere), allow_missing=True)
+
+
+@pytest.mark.cluster
+def test_the_live_figure_updates_in_a_real_jupyter_kernel() -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(block) for block in code_blocks(live=True)]
+    assert notebook.cells, f"no Python block under {LIVE_SECTION!r}"
+    executed = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT)}},
+    ).execute()
+    outputs = [output for cell in executed.cells for output in cell.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors
+    # The one display, updated in place: it ends as the final figure, a PNG.
+    (display,) = [o for o in outputs if o.output_type == "display_data"]
+    assert display.data["image/png"]
+    printed = "".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout")
+    partials = int(re.search(r"^(\d+) partial figures;", printed, re.M).group(1))
+    assert partials >= 2, printed
+    for name, (n_in, n_out) in PUBLISHED_COUNTS.items():
+        assert re.search(rf"^{name}\s+{n_in}\s+{n_out}\s", printed, re.M), name

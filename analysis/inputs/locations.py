@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -96,12 +97,36 @@ def layout_hint(sample: Sample, locations: Sequence[str]) -> str:
         if is_remote(location) or not os.path.isdir(location):
             continue
         for child in sorted(os.scandir(location), key=lambda entry: entry.name):
-            if child.is_dir() and os.path.isfile(join(child.path, sample.path)):
+            if _is_dir(child.path) and os.path.isfile(join(child.path, sample.path)):
                 return (
                     f"; {sample.path} is in {child.path}: the data location is the "
                     f"directory that holds the release layout, so use {child.path}"
                 )
     return ""
+
+
+def _is_dir(path: str) -> bool:
+    """Whether ``path`` is a directory; False for a symbolic-link loop (ELOOP), which
+    ``os.DirEntry.is_dir`` raises instead."""
+    try:
+        return os.path.isdir(path)
+    except OSError:
+        return False
+
+
+def unusable_path(path: str | os.PathLike[str], directory: bool = False) -> str | None:
+    """Why a local file (or, with ``directory``, a directory) cannot be used: the system's
+    reason (a symbolic-link loop, a dangling link, no permission, …) or "not a
+    directory"/"not a file"; None if it can be."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return err.strerror or str(err)
+    if directory and not stat.S_ISDIR(mode):
+        return "not a directory"
+    if not directory and not stat.S_ISREG(mode):
+        return "not a file"
+    return None
 
 
 def searched(locations: Sequence[str]) -> str:
@@ -115,11 +140,17 @@ def searched(locations: Sequence[str]) -> str:
 
 
 def missing_file_error(sample: Sample, locations: Sequence[str]) -> MissingFileError:
-    """A sample's file found in no location: the locations searched, and a layout hint."""
+    """A sample's file found in no location: the locations searched, and a layout hint;
+    where the name is there but unusable (a symbolic-link loop, a dangling link), why."""
+    reasons = []
+    for location in locations:
+        candidate = join(location, sample.path)
+        if not is_remote(location) and os.path.lexists(candidate):
+            reasons.append(f"; {candidate}: {unusable_path(candidate)}")
     return MissingFileError(
         sample.name,
         sample.path,
-        f"not found in {searched(locations)}{layout_hint(sample, locations)}",
+        f"not found in {searched(locations)}{''.join(reasons)}{layout_hint(sample, locations)}",
     )
 
 

@@ -455,4 +455,6 @@ def from_json(data: bytes | str) -> HistogramDocument:
         raise DocumentError(f"not JSON: {err}") from err
     except RecursionError as err:
         raise DocumentError("not a document: JSON nested too deeply") from err
+    except ValueError as err:  # an integer longer than Python converts (4300 digits)
+        raise DocumentError(f"not a document: {err}") from err
     return from_dict(raw)

@@ -120,15 +120,23 @@ def command_to(words: list[str], broker: str | None, exchange: str, queue: str) 
 def publish_saved(path: Path, body: bytes, args: argparse.Namespace, run: str | None = None) -> int:
     """Publish a document saved at ``path`` (the last of ``run``, if it was live); on
     failure say where it is kept."""
-    from analysis.errors import RunFailure
-    from cluster.service.amqp import BrokerConfigError, BrokerUnavailable, broker_url, redact
+    from analysis.errors import InputError, RunFailure
+    from cluster.service.amqp import (
+        BrokerConfigError,
+        BrokerRefused,
+        BrokerUnavailable,
+        broker_url,
+        redact,
+    )
     from cluster.service.publisher import publish
 
     try:
         url = broker_url(args.broker)
         sent = publish(body, url, _topology(args), args.broker_timeout, run=run)
-    except (BrokerConfigError, BrokerUnavailable) as err:
-        failure = RunFailure(str(err))  # the document is safe: a failed run, not bad input
+    except (BrokerConfigError, BrokerUnavailable, BrokerRefused) as err:
+        # The document is safe either way; a refused topology is bad input (exit 2).
+        kind = InputError if isinstance(err, BrokerRefused) else RunFailure
+        failure = kind(str(err))
         failure.add_note(f"document kept at {path}; resend with: {resend_command(path, args)}")
         raise failure from err
     print(f"published: {sent.message_id} to {redact(url)} exchange {args.exchange}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from cluster.defaults import setting
 
 from .broker import add_broker_arguments, command_to
-from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, positive
+from .common import DEFAULT_OUT, EXIT_FAILED, EXIT_OK, HelpFormatter, local_workers, positive
 
 
 def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +42,9 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
         return sub
 
     up = action("up", "start the scheduler, the workers and the plotter")
-    up.add_argument("--workers", metavar="N", action=positive(), default=2, help="worker processes")
+    up.add_argument(
+        "--workers", metavar="N", action=local_workers(), default=2, help="worker processes"
+    )
     up.add_argument(
         "--threads", metavar="N", action=positive(), default=1, help="threads per worker"
     )
@@ -60,7 +62,7 @@ def add_cluster_parser(subparsers: argparse._SubParsersAction) -> None:
         handler=status_command
     )
     scale = action("scale", "add or stop workers until N run (new ones take work at once)")
-    scale.add_argument("workers", metavar="N", action=positive(), help="workers wanted")
+    scale.add_argument("workers", metavar="N", action=local_workers(), help="workers wanted")
     scale.set_defaults(handler=scale_command)
     action("down", "stop every process of the local cluster").set_defaults(handler=down_command)
 

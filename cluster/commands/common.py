@@ -43,12 +43,21 @@ def names(text: str) -> list[str]:
 
 
 class _Positive(argparse.Action):
-    """Stores a number once it is above zero (or zero, with ``zero``); otherwise the
-    command stops naming the option (exit 2)."""
+    """Stores a finite number once it is above zero (or zero, with ``zero``) and at most
+    ``most``; otherwise the command stops naming the option (exit 2)."""
 
-    def __init__(self, *args: Any, zero: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        zero: bool = False,
+        most: float | None = None,
+        why: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.zero = zero
+        self.most = most
+        self.why = why
 
     def __call__(
         self,
@@ -58,16 +67,27 @@ class _Positive(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         value = float(values)  # type: ignore[arg-type]
-        if math.isnan(value) or value < 0 or (value == 0 and not self.zero):
-            name = option_string or self.metavar or self.dest
+        name = option_string or self.metavar or self.dest
+        if not math.isfinite(value):  # nan, inf, or 1e400 (read as inf)
+            parser.error(f"{name} must be a finite number, not {value:g}")
+        if value < 0 or (value == 0 and not self.zero):
             parser.error(f"{name} must {'not be negative' if self.zero else 'be positive'}")
+        if self.most is not None and value > self.most:
+            parser.error(f"{name} must be at most {self.most:g}{self.why}")
         setattr(namespace, self.dest, values)
 
 
-def positive(kind: Callable[[str], Any] = int, *, zero: bool = False) -> Any:
-    """``add_argument(…, action=positive(float))``: a number that must be positive (with
-    ``zero``: not negative), else "OPTION must be positive" and exit 2. NaN is neither."""
-    return functools.partial(_Positive, type=kind, zero=zero)
+def positive(
+    kind: Callable[[str], Any] = int,
+    *,
+    zero: bool = False,
+    most: float | None = None,
+    why: str = "",
+) -> Any:
+    """``add_argument(…, action=positive(float))``: a finite number that must be positive
+    (with ``zero``: not negative) and at most ``most`` (``why`` says why, after it), else
+    "OPTION must be positive" and exit 2. NaN and infinity are neither."""
+    return functools.partial(_Positive, type=kind, zero=zero, most=most, why=why)
 
 
 def add_seconds(
@@ -75,3 +95,12 @@ def add_seconds(
 ) -> None:
     """An option of ``SECONDS``: a positive number (``positive(float)``)."""
     parser.add_argument(flag, metavar="SECONDS", action=positive(float), default=default, help=help)
+
+
+def local_workers() -> Any:
+    """``action=`` of a count of local worker processes: positive, and no more than this
+    machine can start (``cluster.defaults.most_local_workers``)."""
+    from cluster.defaults import most_local_workers
+
+    most, why = most_local_workers()
+    return positive(most=most, why=why)

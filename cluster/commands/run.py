@@ -24,6 +24,7 @@ from .common import (
     EXIT_OK,
     HelpFormatter,
     add_seconds,
+    local_workers,
     names,
     positive,
     step_size,
@@ -77,7 +78,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers",
         metavar="N",
-        action=positive(),
+        action=local_workers(),
         default=None,
         help="start a local cluster of N worker processes, whatever the input's size "
         "(default: one per core, for an input too large or remote to compute in this process)",

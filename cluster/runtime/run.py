@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from analysis.inputs.catalogue import Release
     from analysis.inputs.files import FileInfo
     from analysis.results.document import HistogramDocument
-    from analysis.results.fit import FitResult
+    from analysis.results.fit import FitError, FitResult
     from cluster.access.remote import RemoteFile
 
 log = logging.getLogger(__name__)
@@ -165,15 +165,21 @@ def run(release_name: str, options: RunOptions, target: RunTarget) -> None:
         return
     if warm:
         warming.join()  # one figure at a time: matplotlib's settings are the process's
+    fit_failed: list[FitError] = []
     try:
-        written, fitted = write_outputs(result, target.out_dir)
-    except HZZError as err:  # a document the model cannot fit: nothing is written
+        written, fitted = write_outputs(result, target.out_dir, on_fit_error=fit_failed.append)
+    except HZZError as err:  # the figure could not be drawn: nothing is written
         err.add_note("nothing written")
         raise
     if options.run_id is not None:  # the live figure ends as the result
         from analysis.results.outputs import replace_live
 
         replace_live(target.out_dir, options.run_id, written[".png"].read_bytes())
+    if fit_failed:  # the figure and the document are kept; the fit's failure is the exit
+        error = fit_failed[0]
+        error.add_note(f"figure:   {written['.png']}")
+        error.add_note(f"document: {written['.json']} (hzz fit DOCUMENT fits it again)")
+        raise error
     if fitted is not None:
         print(fitted.table())
     print(f"figure:   {written['.png']}")
@@ -254,7 +260,7 @@ def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
     """Before anything starts: each data location readable (a local one a directory),
     the samples and groups known, the output directory writable. Whether any location
     is remote."""
-    from analysis.inputs.locations import local_path
+    from analysis.inputs.locations import local_path, unusable_path
     from analysis.inputs.sources import readable
     from analysis.results.outputs import check_writable
 
@@ -265,8 +271,9 @@ def check_inputs(release: Release, options: RunOptions, out_dir: Path) -> bool:
         except InputError as err:
             raise InputError(f"--data {err}") from err
         remote = remote or source.remote
-        if not source.remote and not Path(local_path(location)).is_dir():
-            raise InputError(f"--data {location}: no such directory")
+        problem = None if source.remote else unusable_path(local_path(location), directory=True)
+        if problem is not None:  # e.g. "No such file or directory", a symbolic-link loop
+            raise InputError(f"--data {location}: {problem}")
     release.select(options.samples, options.groups)  # an unknown name: InputError
     check_writable(out_dir)  # before the cluster starts, not after the computation
     return remote
@@ -500,13 +507,17 @@ def _with_validator(info: FileInfo, checked: RemoteFile | None) -> FileInfo:
 
 
 def write_outputs(
-    result: analysis.AnalysisResult, out_dir: Path, drawn: bytes | None = None
+    result: analysis.AnalysisResult,
+    out_dir: Path,
+    drawn: bytes | None = None,
+    on_fit_error: Callable[[FitError], None] | None = None,
 ) -> tuple[dict[str, Path], FitResult | None]:
     """The PNG and the JSON document side by side, with one timestamped stem; when the
     document asks for a fit (``hzz run --fit``), also the post-fit PNG, the fit results
     and the pyhf workspace. Returns the paths by name ending, and the fit result.
     ``drawn``: the pre-fit PNG, already drawn (by a ``Drawer``), for a document without
-    a fit."""
+    a fit. A fit that fails is handed to ``on_fit_error`` (the figure and document are
+    still written), or raised as FitError before anything is written."""
     from analysis.results.products import PREFIT_PNG, render_products
 
     if drawn is not None and not result.document.figure.fit:
@@ -514,7 +525,7 @@ def write_outputs(
             out_dir, {PREFIT_PNG: drawn, ".json": result.to_json()}, result.document
         ), None
     try:
-        contents, fitted = render_products(result.document)
+        contents, fitted = render_products(result.document, on_fit_error=on_fit_error)
     except InputError:
         raise  # a document the model cannot fit: said as it is
     except Exception as err:  # the figure code on a validated document: say so, no traceback

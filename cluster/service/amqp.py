@@ -52,6 +52,24 @@ class BrokerUnavailable(RunFailure):
     """The broker could not be reached (or did not confirm) within the time budget."""
 
 
+class BrokerRefused(InputError):
+    """The broker refused what was asked of it for good: a queue or exchange that exists
+    with other arguments (``PRECONDITION_FAILED``), or one this user may not use
+    (``ACCESS_REFUSED``). Retrying cannot help; the names or the broker must change."""
+
+
+#: Channel close codes that no retry changes: 403 ACCESS_REFUSED, 406 PRECONDITION_FAILED.
+PERMANENT_REPLY_CODES = frozenset({403, 406})
+
+
+def refused_for_good(err: BaseException) -> bool:
+    """Whether the broker closed the channel for a reason no retry changes."""
+    return (
+        isinstance(err, pika.exceptions.ChannelClosedByBroker)
+        and err.reply_code in PERMANENT_REPLY_CODES
+    )
+
+
 class BrokerBlocked(ConnectionError):
     """The broker held this connection blocked (``connection.blocked``, sent in a memory
     or disk alarm) past the time budget. pika's own error says only "Blocked connection
@@ -210,7 +228,8 @@ def with_retry(
     """Call ``action`` until it succeeds, backing off 0.25 s, 0.5 s, … up to 10 s.
 
     ``timeout_s`` bounds the total time (None: forever); then BrokerUnavailable
-    says what failed last.
+    says what failed last. What no retry changes stops at once: wrong credentials
+    (BrokerUnavailable), a topology the broker refuses (BrokerRefused).
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     delay = 0.25
@@ -221,6 +240,11 @@ def with_retry(
             raise BrokerUnavailable(f"{what}: {describe(err)}") from err
         except CONNECT_ERRORS as err:
             reason = describe(err)
+            if refused_for_good(err):
+                raise BrokerRefused(
+                    f"{what}: {reason}; a queue or exchange of that name exists with other "
+                    "settings (or may not be used): delete it, or give another --queue/--exchange"
+                ) from err
             if should_stop():
                 raise BrokerUnavailable(f"{what}: stopped ({reason})") from err
             left = None if deadline is None else deadline - time.monotonic()

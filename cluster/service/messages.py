@@ -77,11 +77,13 @@ def printable(text: str, limit: int | None = None) -> str:
     return escaped if limit is None or len(text) <= limit else escaped + "…"
 
 
-def idempotency_key(properties: BasicProperties, payload: bytes) -> str:
-    """The sender's message_id if it is a plain token, else the content hash."""
-    message_id = properties.message_id
-    if isinstance(message_id, str) and _SANE_ID.fullmatch(message_id):
-        return message_id
+def idempotency_key(payload: bytes) -> str:
+    """What the ledger knows a figure by: the SHA-256 of the document JSON.
+
+    The content, not the sender's ``message_id``: a different document sent under an id
+    already used is a new figure, never "already plotted". hzz's publisher sends this
+    same hash as the message id, so a resend of one document is still recognised.
+    """
     return hashlib.sha256(payload).hexdigest()
 
 

@@ -45,7 +45,16 @@ from cluster.defaults import (
     setting,
 )
 
-from .amqp import BrokerUnavailable, Topology, describe, parameters, quiet_pika, redact, with_retry
+from .amqp import (
+    BrokerRefused,
+    BrokerUnavailable,
+    Topology,
+    describe,
+    parameters,
+    quiet_pika,
+    redact,
+    with_retry,
+)
 from .heartbeat import WORKING, Heartbeat
 from .inhand import InHand, body_key
 from .ledger import PNG_KEY, Ledger
@@ -157,6 +166,9 @@ class Plotter:
                     break
                 log.error("%s", err)
                 return 1
+            except BrokerRefused as err:  # retrying forever would change nothing
+                log.error("%s", err)
+                return 2
             self._connection = connection
             connected_at = time.monotonic()
             try:
@@ -329,7 +341,7 @@ class Plotter:
             return self._reject(channel, method, properties, body, label, str(err))
         if document.partial is not None:
             return self._take_partial(channel, method, document, label)
-        key = idempotency_key(properties, payload)
+        key = idempotency_key(payload)
         # Sample names come from the network: escape them so a log line stays one line.
         samples = ",".join(printable(n, 100) for n in document.samples) or "(none)"
         existing = self._already_plotted(key)
