@@ -267,3 +267,28 @@ def test_the_live_page_shows_the_live_figure_in_a_browser(
         print(f"live page screenshot after reload: {tmp_path / 'live-page-reloaded.png'}")
     finally:
         browser.close()
+
+
+def test_partial_results_sum_each_file_and_keep_its_failures() -> None:
+    import awkward as ak
+    import numpy as np
+
+    from analysis.inputs.catalogue import load_release
+    from analysis.physics.summary import row_length, rows_total, summary_record
+    from analysis.results.incremental import _per_file
+
+    release = load_release("2020")
+    rng = np.random.default_rng(1)
+    rows = rng.random((5, row_length(release)))
+    records = [
+        summary_record(row, {"location": where}) for row, where in zip(rows, "aabab", strict=True)
+    ]
+    failed = summary_record(np.zeros(row_length(release)), {"location": "b", "exception": "E"})
+    merged = _per_file(ak.concatenate([*records, failed]), release)
+    assert sorted(merged["location"].to_list()) == ["a", "b", "b"]
+    assert ak.sum(~ak.is_none(merged["exception"])) == 1
+    ok = merged[ak.is_none(merged["exception"])]
+    for where, picked in (("a", [0, 1, 3]), ("b", [2, 4])):
+        (row,) = ok[ok["location"] == where]["row"].to_list()
+        assert np.allclose(row, rows[picked].sum(axis=0), rtol=1e-15, atol=0)
+    assert np.allclose(rows_total(ok, release), rows.sum(axis=0), rtol=1e-15, atol=0)

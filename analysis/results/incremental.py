@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
+import numpy as np
 
 from analysis.graph import AnalysisGraph, ComputedGraph, ComputedSample, Partition, SampleGraph
-from analysis.physics.summary import row_length, summary_meta, summary_record
+from analysis.inputs.catalogue import Release
+from analysis.physics.summary import row_length, rows_total, summary_meta, summary_record
 from analysis.results.accounting import assemble_document, leave_out, read_failures
 from analysis.results.checkpoint import CheckpointStore, analysis_version, partition_key
 from analysis.results.document import Progress
@@ -61,18 +63,37 @@ class _Records:
         self.total = sum(len(s.partitions) for s in graph.samples)
         self.done = 0
         self.events = 0
+        # For partial results: each sample's records merged so far (in arrival order),
+        # and those arrived since, so that a partial result joins only the new ones.
+        self._merged: list[ak.Array] = [self._empty() for _ in graph.samples]
+        self._arrived: list[list[ak.Array]] = [[] for _ in graph.samples]
+
+    def _empty(self) -> ak.Array:
+        return ak.Array(summary_meta(self.graph.release).layout.form.length_zero_array())
 
     def put(self, sample: int, partition: int, record: ak.Array) -> None:
         self.records[sample][partition] = record
+        self._arrived[sample].append(record)
         self.done += 1
         if record["exception"][0] is None:
             self.events += int(record["row"][0][0])
 
     def summaries(self, sample: int) -> ak.Array:
+        """A sample's records in the graph's order (all of them, once computed)."""
         done = [r for r in self.records[sample] if r is not None]
         if not done:
-            return ak.Array(summary_meta(self.graph.release).layout.form.length_zero_array())
+            return self._empty()
         return ak.concatenate(done) if len(done) > 1 else done[0]
+
+    def _so_far(self, sample: int) -> ak.Array:
+        """A sample's records so far, as one record per file (its rows summed) and the
+        failed ones: a partial result costs the partitions new since the last one, not
+        all done so far (thousands of records take seconds to join)."""
+        if self._arrived[sample]:
+            joined = ak.concatenate([self._merged[sample], *self._arrived[sample]])
+            self._merged[sample] = _per_file(joined, self.graph.release)
+            self._arrived[sample] = []
+        return self._merged[sample]
 
     def partial(self, run: str | None) -> AnalysisResult:
         """The result of the partitions done so far: files with a failed partition left
@@ -80,7 +101,7 @@ class _Records:
         computed = ComputedGraph(
             self.graph.release,
             [
-                ComputedSample(s.sample, list(s.files), self.summaries(k))
+                ComputedSample(s.sample, list(s.files), self._so_far(k))
                 for k, s in enumerate(self.graph.samples)
             ],
             list(self.graph.missing),
@@ -89,6 +110,20 @@ class _Records:
         computed = leave_out(computed, read_failures(computed))
         progress = Progress(self.done, self.total, self.events, run)
         return AnalysisResult(assemble_document(computed, progress))
+
+
+def _per_file(records: ak.Array, release: Release) -> ak.Array:
+    """``records`` with the readable ones of each file summed into one record (named by
+    its file, so that a file left out is left out whole), and the failed ones as they
+    are."""
+    failed = ~ak.is_none(records["exception"])
+    read = records[~failed]
+    locations = read["location"].to_list()
+    merged = [records[failed]]
+    for location in dict.fromkeys(locations):
+        mine = read[np.array([other == location for other in locations])]
+        merged.append(summary_record(rows_total(mine, release), {"location": location}))
+    return ak.concatenate(merged)
 
 
 def _stored_record(partition: Partition, row: Any, seconds: float) -> ak.Array:
