@@ -263,8 +263,12 @@ def test_every_worker_killed_mid_run_fails_after_the_worker_timeout(
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.parametrize("value", ["0", "nan"])
-def test_a_worker_timeout_that_is_not_positive_is_named(value: str, mirror: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "reason"), [("0", "be positive"), ("nan", "be a finite number, not nan")]
+)
+def test_a_worker_timeout_that_is_not_positive_is_named(
+    value: str, reason: str, mirror: Path
+) -> None:
     result = subprocess.run(
         [*HZZ, "run", "--data", str(mirror), "--worker-timeout", value],
         capture_output=True,
@@ -272,7 +276,7 @@ def test_a_worker_timeout_that_is_not_positive_is_named(value: str, mirror: Path
         timeout=120,
     )
     assert result.returncode == 2
-    assert "--worker-timeout must be positive" in result.stderr
+    assert f"--worker-timeout must {reason}" in result.stderr
 
 
 def test_a_run_started_before_its_scheduler_waits_for_it(
