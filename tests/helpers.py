@@ -31,6 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 MIRROR_2020 = SHARED_DATA / "atlas-opendata-2020" / "4lep"
 
+
+def checkout_in(tmp_path: Path) -> Path:
+    """A directory laid out as README and the docs assume: .venv in it, ``../shared`` beside it."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".venv").symlink_to(ROOT / ".venv")
+    (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
+    return checkout
+
+
 #: The notebook's published numbers, shared with ``.ci/check_document.py``.
 PUBLISHED = json.loads((ROOT / "tests" / "published.json").read_text(encoding="utf-8"))
 PUBLISHED_COUNTS: dict[str, tuple[int, int]] = {

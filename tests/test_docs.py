@@ -21,7 +21,7 @@ from analysis.results.document import from_json
 from analysis.results.outputs import outputs_in
 from analysis.results.products import fit_endings
 
-from .helpers import MIRROR_2020, ROOT, SHARED_DATA
+from .helpers import MIRROR_2020, ROOT, checkout_in
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench/README.md"]
 
@@ -265,19 +265,10 @@ def test_the_mirror_layout_is_the_real_one() -> None:
     assert len(named) >= 4
 
 
-def _checkout(tmp_path: Path) -> Path:
-    """A directory laid out as the docs assume: .venv in it, ``../shared`` beside it."""
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    (checkout / ".venv").symlink_to(ROOT / ".venv")
-    (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
-    return checkout
-
-
 @pytest.mark.cluster
 def test_the_user_guides_stand_ins_run_as_written(tmp_path: Path) -> None:
     (block,) = [b for b in blocks() if "generate --out standins --events" in b.first]
-    checkout = _checkout(tmp_path)
+    checkout = checkout_in(tmp_path)
     for command in block.commands():
         result = subprocess.run(
             ["bash", "-c", command], cwd=checkout, capture_output=True, text=True, timeout=900

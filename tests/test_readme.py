@@ -13,7 +13,7 @@ import pytest
 from analysis.results.document import from_json
 from analysis.results.outputs import outputs_in
 
-from .helpers import PUBLISHED_COUNTS, SHARED_DATA
+from .helpers import PUBLISHED_COUNTS, checkout_in
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -27,15 +27,6 @@ def section_commands(title: str) -> list[str]:
     block = re.sub(r"\\\n\s*", "", block)  # a command continued on the next line
     lines = [line.split("  #")[0].strip() for line in block.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
-
-
-def checkout_in(tmp_path: Path) -> Path:
-    """The repository as the README reads it: .venv in it and ../shared beside it."""
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    (checkout / ".venv").symlink_to(ROOT / ".venv")
-    (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
-    return checkout
 
 
 @pytest.mark.cluster
