@@ -188,6 +188,39 @@ def test_the_worker_image_sets_the_same_allocator_thresholds() -> None:
         assert f"{name}={value}" in dockerfile
 
 
+def test_the_images_call_dasks_periodic_callbacks_as_local_clusters_do() -> None:
+    from cluster.runtime.tuning import periodic_env
+
+    root = Path(__file__).resolve().parents[1]
+    worker = (root / "Dockerfile.worker").read_text()
+    scheduler = (root / "Dockerfile.scheduler").read_text()
+    for name, value in periodic_env().items():
+        assert f"{name}={value}" in worker
+    tick = "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL"
+    assert f"{tick}={periodic_env()[tick]}" in scheduler
+
+
+@pytest.mark.cluster
+def test_local_workers_and_scheduler_run_dasks_periodic_callbacks_less_often() -> None:
+    """The profile's sampling and the event loop's health check as ``PERIODIC_CONFIG``
+    sets them, in the worker processes (forked from a server) and the scheduler."""
+    from dask.utils import parse_timedelta
+
+    from cluster.runtime.tuning import PERIODIC_CONFIG
+
+    from .worker_probes import periodic_callbacks_ms
+
+    ms = {key: 1000 * parse_timedelta(value) for key, value in PERIODIC_CONFIG.items()}
+    with dask_client(workers=2, dashboard_address=":0") as client:
+        on_workers = client.run(periodic_callbacks_ms)
+        on_scheduler = client.run_on_scheduler(periodic_callbacks_ms)
+    assert len(on_workers) == 2
+    for callbacks in on_workers.values():
+        assert callbacks["profile"] == ms["distributed.worker.profile.interval"]
+        assert callbacks["tick"] == ms["distributed.admin.tick.interval"]
+    assert on_scheduler["tick"] == ms["distributed.admin.tick.interval"]
+
+
 def _saturation(dask_scheduler) -> float:
     return dask_scheduler.WORKER_SATURATION
 

@@ -23,3 +23,9 @@ def current_environment(names: Iterable[str]) -> dict[str, str | None]:
 
 def imported(names: Iterable[str]) -> dict[str, bool]:
     return {name: name in sys.modules for name in names}
+
+
+def periodic_callbacks_ms(dask_worker=None, dask_scheduler=None) -> dict[str, float]:
+    """How often this worker's (or scheduler's) event loop calls its periodic callbacks."""
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}

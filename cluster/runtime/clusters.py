@@ -19,7 +19,12 @@ from distributed.security import Security
 from analysis.errors import InputError
 from cluster.defaults import BROKER_SECRETS, DEFAULT_DASHBOARD, DEFAULT_WORKER_TIMEOUT_S
 
-from .tuning import SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV, WORKER_PRELOAD
+from .tuning import (
+    PERIODIC_CONFIG,
+    SCHEDULER_WORKER_SATURATION,
+    WORKER_ALLOCATOR_ENV,
+    WORKER_PRELOAD,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +54,11 @@ def worker_environ() -> dict[str, str]:
 
 
 def cluster_config() -> dict[str, object]:
-    """Dask config for a cluster started here: worker environment, saturation, and
-    worker processes forked from a server (``start_worker_server``) where there is one."""
+    """Dask config for a cluster started here: worker environment, saturation, Dask's
+    periodic callbacks, and worker processes forked from a server
+    (``start_worker_server``) where there is one."""
     return {
+        **PERIODIC_CONFIG,
         "distributed.nanny.pre-spawn-environ": worker_environ(),
         "distributed.scheduler.worker-saturation": float(SCHEDULER_WORKER_SATURATION),
         "distributed.worker.multiprocessing-method": WORKER_START_METHOD,

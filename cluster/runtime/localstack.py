@@ -35,7 +35,12 @@ from .certificates import (
     security_options,
     write_certificates,
 )
-from .tuning import SATURATION_ENV, SCHEDULER_WORKER_SATURATION, WORKER_ALLOCATOR_ENV
+from .tuning import (
+    SATURATION_ENV,
+    SCHEDULER_WORKER_SATURATION,
+    WORKER_ALLOCATOR_ENV,
+    periodic_env,
+)
 
 DEFAULT_DIR = Path(".hzz-cluster")
 STATE_NAME = "state.json"
@@ -250,7 +255,9 @@ def add_workers(state_dir: Path, state: StackState, count: int) -> list[str]:
         name = f"worker-{state.next_worker}"
         state.next_worker += 1
         argv = _worker_argv(state_dir, state, name)
-        state.processes.append(_spawn("worker", name, argv, state_dir, WORKER_ALLOCATOR_ENV))
+        state.processes.append(
+            _spawn("worker", name, argv, state_dir, {**WORKER_ALLOCATOR_ENV, **periodic_env()})
+        )
         names.append(name)
     save_state(state_dir, state)
     wait_for_workers(state_dir, state, names)
@@ -309,7 +316,7 @@ def up(
             str(scheduler_file),
         ],
         state_dir,
-        {SATURATION_ENV: SCHEDULER_WORKER_SATURATION},
+        {SATURATION_ENV: SCHEDULER_WORKER_SATURATION, **periodic_env()},
     )
     state = StackState(scheduler="", dashboard="", processes=[scheduler])
     try:
