@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from analysis.api import build, collect, inspect, run
     from analysis.errors import (
         EventsLostError,
+        FileChangedError,
         HZZError,
         InputError,
         MissingFileError,
@@ -62,6 +63,7 @@ _WHERE = {
     "SampleFileError": "errors",
     "MissingFileError": "errors",
     "EventsLostError": "errors",
+    "FileChangedError": "errors",
     "RemoteReadError": "errors",
     # The statistical model (pyhf): loaded on first use only, never on the workers.
     "FitError": "results.fit",
@@ -76,6 +78,7 @@ __all__ = [
     "AnalysisGraph",
     "AnalysisResult",
     "EventsLostError",
+    "FileChangedError",
     "FitError",
     "FitResult",
     "HZZError",

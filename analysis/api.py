@@ -86,6 +86,7 @@ def inspect(
     compute: Compute | None = None,
     known: Mapping[str, FileInfo] | None = None,
     readers: int | None = None,
+    validators: Mapping[str, str] | None = None,
 ) -> Inspection:
     """Find each chosen sample's file and open its header (entries, branches, basket
     boundaries, stand-in mark), as Dask tasks: many files in parallel, each task
@@ -99,7 +100,10 @@ def inspect(
     ``open_options`` go to ``uproot.open`` here and when the events are read.
     ``known``: inspections made before, by location, taken as they are (the caller
     knows the files did not change): their headers are not opened again. ``readers``:
-    the threads the tasks run on (default: the active scheduler's).
+    the threads the tasks run on (default: the active scheduler's). ``validators``: by
+    location, the version of a remote file its server named (``FileInfo.validator``):
+    the file is inspected and read as that version only, and a change fails the run
+    with FileChangedError.
     """
     rel = _release(release)
     if data is None:
@@ -121,6 +125,7 @@ def inspect(
             rel.tree,
             [branches_for(s, rel) for s, _ in batch],
             options,
+            [(validators or {}).get(loc) for _, loc in batch],
         )
         for batch in (todo[i : i + per_task] for i in range(0, len(todo), per_task))
     ]

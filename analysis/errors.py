@@ -63,6 +63,54 @@ class RemoteReadError(RunFailure):
         self.reason = reason
 
 
+class FileChangedError(RunFailure):
+    """A file is no longer the version the run inspected (its server's validator, its
+    size, or the ROOT file's UUID or entries differ): reading on would mix two versions
+    into one result. The run stops; run again to read the new version."""
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location
+
+    def __reduce__(self) -> tuple:  # rebuilt from its message when sent by a worker
+        return (type(self), (str(self), self.location))
+
+
+def file_changed(location: str, what: str, during_run: bool = True) -> FileChangedError:
+    """The error of a file at ``location`` that is not the version inspected (``what``
+    says how): changed ``during_run``, or found so on opening (a kept inspection that
+    no longer describes it). Any password in the URL is redacted."""
+    from analysis.inputs.sources import is_remote
+    from analysis.redaction import redact_urls
+
+    where = "on the server" if is_remote(location) else "on disk"
+    how = f"changed {where} during the run" if during_run else "not the version inspected"
+    return FileChangedError(
+        redact_urls(
+            f"{location}: {how} ({what}); the run stopped rather than mix two versions of "
+            "the file: run again to read it afresh"
+        ),
+        location,
+    )
+
+
+def run_failure_in(error: BaseException, where: str) -> RunFailure | None:
+    """The run's failure hidden in ``error`` raised while reading ``where``: the machine
+    out of something (``resource_exhausted``), or a file that changed since it was
+    inspected (``FileChangedError``, anywhere in the chain). None: the file's own fault."""
+    exhausted = resource_exhausted(error, where)
+    if exhausted is not None:
+        return exhausted
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, FileChangedError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class EventsLostError(RunFailure):
     """Fewer events were read than the files hold: a partition was lost."""
 

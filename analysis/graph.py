@@ -21,7 +21,7 @@ from analysis.errors import SampleFileError
 from analysis.inputs.catalogue import Release, Sample
 from analysis.inputs.files import FileInfo, SkippedFile
 from analysis.inputs.partitions import DEFAULT_STEP_SIZE, partition_steps
-from analysis.inputs.reader import TREE_CACHE_SIZE, read_partitions
+from analysis.inputs.reader import TREE_CACHE_SIZE, inspected, read_partitions
 from analysis.physics.summary import partition_summary, summary_meta
 
 
@@ -170,7 +170,8 @@ def sample_graph(
     not every worker every file; results do not depend on the order (``rows_total``).
     """
     # Each partition carries its file's header when the inspection recorded one (remote
-    # files): the reader opens the file from it without a request.
+    # files): the reader opens the file from it without a request; and the version
+    # inspected, which the reader checks it reads.
     partitions = interleave(
         [
             [Partition(f, a, b) for a, b in partition_steps(f.entries, step_size, f.boundaries)]
@@ -183,7 +184,7 @@ def sample_graph(
     events = read_partitions(
         release.tree,
         _common_form(sample, files),
-        [(p.file.location, p.start, p.stop, p.file.header) for p in partitions],
+        [(p.file.location, p.start, p.stop, p.file.header, inspected(p.file)) for p in partitions],
         options,
         label=f"read-{sample.name}",
     )

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -81,6 +81,18 @@ class RangeFileServer(ThreadingHTTPServer):
         self.failures_sent = 0
         # Body bytes per second of each answer (0: as fast as it goes): a slow link.
         self.bytes_per_second = 0
+        # path -> (N, other file): after N range requests of the path, the server has
+        # another version of the file (served from the other file, with its own ETag).
+        self.new_version: dict[str, tuple[int, Path]] = {}
+        # Whether If-Match / If-Unmodified-Since are honoured (412), as real servers do,
+        # and whether ETag and Last-Modified are sent at all.
+        self.honour_conditions = True
+        self.send_validators = True
+        self.refused = 0  # answers of 412 to a condition on another version
+
+    def ranges_of(self, path: str) -> int:
+        with self.traffic.lock:
+            return sum(1 for served, _ in self.traffic.ranges if served == path)
 
     def next_range_fails(self) -> str | None:
         """None, or how the range request just received fails: "reset" or "503"."""
@@ -114,7 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _file(self) -> Path | None:
-        relative = unquote(urlsplit(self.path).path).lstrip("/")
+        path = urlsplit(self.path).path
+        switch = self.server.new_version.get(path)
+        if switch is not None and self.server.ranges_of(path) > switch[0]:
+            return switch[1]
+        relative = unquote(path).lstrip("/")
         candidate = (self.server.root / relative).resolve()
         if self.server.root not in candidate.parents or not candidate.is_file():
             return None
@@ -142,9 +158,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_identity(self, target: Path) -> None:
         """ETag and Last-Modified, as a real file server sends them (they change with
         the file; clients keep what they learnt of a file while they stay the same)."""
-        stat = target.stat()
-        self.send_header("ETag", f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
-        self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
+        if not self.server.send_validators:
+            return
+        self.send_header("ETag", _etag(target))
+        self.send_header("Last-Modified", formatdate(target.stat().st_mtime, usegmt=True))
+
+    def _refuses(self, target: Path) -> bool:
+        """Answer 412 to a condition the file's current version does not meet."""
+        if not self.server.honour_conditions:
+            return False
+        wanted = self.headers.get("If-Match")
+        since = self.headers.get("If-Unmodified-Since")
+        stale = (wanted is not None and wanted.strip() not in ("*", _etag(target))) or (
+            wanted is None
+            and since is not None
+            and int(target.stat().st_mtime) > parsedate_to_datetime(since).timestamp()
+        )
+        if stale:
+            with self.server.traffic.lock:
+                self.server.refused += 1
+            self.send_response(412)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        return stale
 
     def do_GET(self) -> None:
         path = self._count_request()
@@ -169,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         if failure == "503":
             self.send_error(503, "Service Unavailable")
             return
+        if self._refuses(target):
+            return
         if match and (match.group(1) or match.group(2)):
             first, last = match.group(1), match.group(2)
             if first:
@@ -191,6 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.send_header("Content-Length", str(stop - start))
+        self._send_identity(target)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
@@ -218,6 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
                 sent += len(data)
                 with self.server.traffic.lock:
                     self.server.traffic.body_bytes[path] += len(data)
+
+
+def _etag(target: Path) -> str:
+    """A strong ETag that changes with the file, as real file servers make them."""
+    stat = target.stat()
+    return f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
 
 
 @contextmanager

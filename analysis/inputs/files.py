@@ -20,7 +20,7 @@ from typing import Any
 import awkward as ak
 import uproot
 
-from analysis.errors import resource_exhausted
+from analysis.errors import run_failure_in
 from analysis.inputs.headers import HeaderFile
 from analysis.inputs.sources import is_remote
 
@@ -100,16 +100,22 @@ def inspect_file(
     tree: str,
     branches: Sequence[str],
     options: Mapping[str, Any] | None = None,
+    validator: str | None = None,
 ) -> FileInfo:
     """Entries, needed branches and stand-in mark of one file; the cause if it is bad.
 
     A remote file's header is recorded on the way (``FileInfo.header``): the readers
-    then open the file without requests. A local file's is not (opening it is cheap)."""
+    then open the file without requests. A local file's is not (opening it is cheap).
+    ``validator``: the version of a remote file its server named before (opaque, for
+    the file's source): only that version is read, and it is kept with the result."""
+    options = dict(options or {})
+    if validator is not None:
+        options["validator"] = validator
     try:
         opened = (
-            HeaderFile(location, record=True, **dict(options or {})).root_directory
+            HeaderFile(location, record=True, **options).root_directory
             if is_remote(location)
-            else uproot.open(location, **dict(options or {}))
+            else uproot.open(location, **options)
         )
         with opened as file:
             if tree not in file:
@@ -140,6 +146,9 @@ def inspect_file(
             form = tree_form(events, branches).to_json()
             header = file.file.header if isinstance(file.file, HeaderFile) else None
             uuid, size = str(file.file.uuid), int(file.file.fEND)
+            # The version read: the one given, else the one the source's first answer
+            # named (a remote source that pins versions: ``version``); None for the rest.
+            validator = validator or getattr(file.file.source, "version", None)
         return FileInfo(
             sample,
             location,
@@ -150,13 +159,14 @@ def inspect_file(
             header=header,
             uuid=uuid,
             size=size,
+            validator=validator,
         )
     except FileNotFoundError:
         return FileInfo(sample, location, missing=True, error="file not found")
     except Exception as err:  # uproot raises many types for bad files; keep the cause
-        exhausted = resource_exhausted(err, location)
-        if exhausted is not None:  # the machine's fault, not the file's: the run fails
-            raise exhausted from err
+        failure = run_failure_in(err, location)
+        if failure is not None:  # the machine's fault, or a changed file: the run fails
+            raise failure from err
         server = isinstance(err, OSError) and getattr(err, "url", None) is not None
         # A server's failure comes with its URL (named already) and the cause in words.
         detail = getattr(err, "detail", None) if server else None
@@ -175,16 +185,19 @@ def inspect_files(
     tree: str,
     branches: Sequence[Sequence[str]],
     options: Mapping[str, Any] | None = None,
+    validators: Sequence[str | None] | None = None,
 ) -> list[FileInfo]:
-    """``inspect_file`` of each ``(sample, location)`` with its ``branches``, up to
-    ``INSPECT_CONCURRENCY`` at once; results in order. One task for many files."""
+    """``inspect_file`` of each ``(sample, location)`` with its ``branches`` (and
+    ``validators``), up to ``INSPECT_CONCURRENCY`` at once; results in order. One task
+    for many files."""
+    pinned = list(validators) if validators is not None else [None] * len(files)
     if len(files) == 1:
         (sample, location), (needed,) = files[0], branches
-        return [inspect_file(sample, location, tree, needed, options)]
+        return [inspect_file(sample, location, tree, needed, options, pinned[0])]
     with ThreadPoolExecutor(min(INSPECT_CONCURRENCY, len(files)), "hzz-inspect") as pool:
         futures = [
-            pool.submit(inspect_file, sample, location, tree, needed, options)
-            for (sample, location), needed in zip(files, branches, strict=True)
+            pool.submit(inspect_file, sample, location, tree, needed, options, validator)
+            for (sample, location), needed, validator in zip(files, branches, pinned, strict=True)
         ]
         return [future.result() for future in futures]
 

@@ -17,13 +17,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import awkward as ak
 import uproot
 from dask_awkward.lib.io.columnar import ColumnProjectionMixin
 
-from analysis.errors import resource_exhausted
+from analysis.errors import file_changed, run_failure_in
+from analysis.inputs.files import FileInfo
 from analysis.inputs.headers import open_tree
 
 #: Open trees kept per worker process (a few files in flight; headers are small).
@@ -87,6 +88,7 @@ class _TreeCache:
         tree: str,
         options: Mapping[str, Any],
         header: bytes | None = None,
+        validator: str | None = None,
     ) -> Any:
         key = (run, location, tree)
         found = self._cached(key)
@@ -101,7 +103,10 @@ class _TreeCache:
             try:
                 # No array cache: a run reads each basket once, and uproot's default
                 # (100 MB per open file) would only hold memory in the cached trees.
-                opened = open_tree(location, tree, header, {"array_cache": None, **options})
+                options = {"array_cache": None, **options}
+                if validator is not None:  # read the version inspected, none other
+                    options["validator"] = validator
+                opened = _open(location, tree, header, options)
             finally:
                 with self._lock:
                     self._opening.pop(key, None)
@@ -117,8 +122,49 @@ class _TreeCache:
             self._trees.clear()
 
 
+def _open(location: str, tree: str, header: bytes | None, options: Mapping[str, Any]) -> Any:
+    """``open_tree``; a recorded header that no longer parses (kept from an earlier run)
+    is not the file's fault: the file is then opened from its source."""
+    try:
+        return open_tree(location, tree, header, options)
+    except Exception as error:
+        if header is None or run_failure_in(error, location) is not None:
+            raise
+    return open_tree(location, tree, None, options)
+
+
 #: This process's open trees (on a worker: shared by all its tasks).
 OPEN_TREES = _TreeCache(TREE_CACHE_SIZE)
+
+
+class Inspected(NamedTuple):
+    """The version of a file its inspection saw, which every partition read must find:
+    the ROOT file's UUID, size and the tree's entries, and its server's validator (an
+    opaque string for the file's source: the reader asks for that version only)."""
+
+    uuid: str | None
+    size: int | None
+    entries: int
+    validator: str | None
+
+
+def inspected(info: FileInfo) -> Inspected:
+    """What a reader of ``info``'s file checks it reads."""
+    return Inspected(info.uuid, info.size, info.entries, info.validator)
+
+
+def check_version(tree: Any, location: str, expected: Inspected) -> None:
+    """FileChangedError if the opened ``tree`` is not the version inspected (a file
+    replaced on disk or on its server, or a kept inspection that does not describe it)."""
+    file = tree.file
+    found = [
+        ("UUID", expected.uuid, str(file.uuid)),
+        ("size", expected.size, int(file.fEND)),
+        ("entries", expected.entries, int(tree.num_entries)),
+    ]
+    for what, was, now in found:
+        if was is not None and was != now:
+            raise file_changed(location, f"ROOT file {what} {now}, inspected as {was}", False)
 
 
 def _outcome(
@@ -142,8 +188,9 @@ def read_outcome(events: Any) -> dict[str, Any] | None:
 
 
 class PartitionReader(ColumnProjectionMixin):
-    """Reads ``(location, entry_start, entry_stop[, header])`` partitions of one tree
-    (``header``: the file's header recorded at inspection, or None).
+    """Reads ``(location, entry_start, entry_stop[, header[, inspected]])`` partitions of
+    one tree (``header``: the file's header recorded at inspection, or None;
+    ``inspected``: the version of the file the inspection saw, an ``Inspected``).
 
     ``run`` scopes the per-process tree cache: a new graph never reuses a tree opened
     for an earlier one (the file may have changed in between).
@@ -181,10 +228,14 @@ class PartitionReader(ColumnProjectionMixin):
     def __call__(self, partition: tuple[Any, ...]) -> ak.Array:
         location, start, stop, *rest = partition
         header = rest[0] if rest else None
+        expected = Inspected(*rest[1]) if len(rest) > 1 and rest[1] is not None else None
+        validator = expected.validator if expected is not None else None
         began = time.monotonic()
         try:
             use_fast_inflate()
-            tree = OPEN_TREES.get(self.run, location, self.tree, self.options, header)
+            tree = OPEN_TREES.get(self.run, location, self.tree, self.options, header, validator)
+            if expected is not None:
+                check_version(tree, location, expected)
             if self.columns:
                 arrays = tree.arrays(self.columns, entry_start=start, entry_stop=stop)
             else:  # nothing but the event count is used
@@ -192,17 +243,18 @@ class PartitionReader(ColumnProjectionMixin):
             if len(arrays) != stop - start:
                 raise OSError(f"read {len(arrays)} of entries {start}–{stop}")
         except Exception as error:  # any read error: an empty partition that says why
-            exhausted = resource_exhausted(error, f"{location} entries {start}–{stop}")
-            if exhausted is None:
+            failure = run_failure_in(error, f"{location} entries {start}–{stop}")
+            if failure is None:
                 outcome = _outcome(location, start, stop, error, time.monotonic() - began)
                 return ak.Array(self._form.length_zero_array(), attrs={READ_OUTCOME: outcome})
         else:
-            exhausted = None
-        if exhausted is not None:
-            # The machine's fault, not the file's: the run fails. Raised here, outside the
-            # handler, so that the error's traceback (and the buffers its frames hold) is
-            # freed before the worker has to send this one.
-            raise exhausted
+            failure = None
+        if failure is not None:
+            # The machine's fault, or a file changed since its inspection, not the file's:
+            # the run fails. Raised here, outside the handler, so that the error's
+            # traceback (and the buffers its frames hold) is freed before the worker has
+            # to send this one.
+            raise failure
         outcome = _outcome(location, start, stop, None, time.monotonic() - began)
         return ak.Array(arrays, attrs={READ_OUTCOME: outcome})
 

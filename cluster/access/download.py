@@ -88,7 +88,8 @@ def fetch(
         copied = described(lambda s: s.downloadable or s.cached)
         raise RemoteAccessError(url, f"only {copied} files can be downloaded")
     protocol = access(source)
-    size = protocol.head(url, timeout).size
+    remote = protocol.head(url, timeout)
+    size = remote.size
     if size is None:
         raise RemoteFileMissing(url, "not found on the server (HTTP 404)")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def fetch(
         transferred = 0
         for attempt in range(retries + 1):
             try:
-                transferred += protocol.get(url, part, size, timeout, show_progress)
+                transferred += protocol.get(url, part, remote, timeout, show_progress)
                 break
             except RemoteAccessError as err:
                 if attempt == retries:
@@ -109,6 +110,7 @@ def fetch(
         with part.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(part, dest)
+        part.with_name(part.name + ".version").unlink(missing_ok=True)
     return Fetched(url, dest, size, transferred)
 
 
@@ -120,6 +122,7 @@ def _verify(url: str, part: Path, size: int, sha256: str | None) -> None:
         actual = sha256_of(part)
         if actual != sha256:
             part.unlink()
+            part.with_name(part.name + ".version").unlink(missing_ok=True)
             raise IntegrityError(
                 url, f"SHA-256 {actual} differs from the catalogue's {sha256}; not kept"
             )

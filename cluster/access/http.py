@@ -31,7 +31,7 @@ from tqdm import tqdm
 from uproot.source.coalesce import coalesce_requests
 from uproot.source.fsspec import FSSpecSource
 
-from analysis.errors import RemoteAccessError
+from analysis.errors import FileChangedError, RemoteAccessError, file_changed
 from cluster.defaults import DEFAULT_TIMEOUT_S
 
 from .progress import Progress, Stalled
@@ -110,24 +110,34 @@ def head(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> RemoteFile:
     return RemoteFile(url, int(length), headers.get("ETag"), headers.get("Last-Modified"))
 
 
-def get(url: str, part: Path, size: int, timeout: float, show_progress: bool) -> int:
-    """Append the missing tail of the file to ``part``; the body bytes received.
+def get(url: str, part: Path, remote: RemoteFile, timeout: float, show_progress: bool) -> int:
+    """Append the missing tail of the file (the version ``remote`` describes) to ``part``;
+    the body bytes received.
 
     One GET with a Range from where ``part`` ends (the whole file if the server ignores
-    it); RemoteAccessError naming the URL and the bytes so far if it is cut short.
+    it, or if the file is no longer that version: If-Range); RemoteAccessError naming the
+    URL and the bytes so far if it is cut short. ``part`` is resumed only if it was begun
+    on that version (``PART.version`` says which): never two versions in one copy.
     """
+    size = remote.size or 0
+    stamp = part.with_name(part.name + ".version")
     offset = part.stat().st_size if part.exists() else 0
-    if offset > size:  # a stale .part of another version of the file
+    begun = stamp.read_text() if stamp.exists() else None
+    if offset > size or (offset and begun != remote.version):  # a .part of another version
         part.unlink()
         offset = 0
     if offset == size:
         return 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    if not offset:
+        stamp.write_text(remote.version or "")
+    headers = {"Range": f"bytes={offset}-", **remote.if_range()} if offset else {}
     received = 0
     try:
         with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-            if response.status_code == 200:
-                offset = 0  # the server ignored the range: start over
+            if response.status_code == 200:  # the range ignored, or another version now
+                offset = 0  # start over
+                now = RemoteFile.answered(url, 200, response.headers)
+                stamp.write_text((now.version if now else None) or "")
             elif response.status_code != 206:
                 raise RemoteAccessError(
                     url, f"HTTP {response.status_code} {response.reason} for bytes {offset}-"
@@ -181,6 +191,10 @@ class Reader(FSSpecSource):
 
     def __init__(self, file_path: str, **options: Any) -> None:
         self._attempts = int(options.pop("retries", RETRY_ATTEMPTS))
+        # The version of the file the run inspected (``RemoteFile.version``): every
+        # range is asked of that version only, and an answer from another one fails.
+        version = options.pop("validator", None)
+        self._pinned = RemoteFile.from_version(file_path, version) if version else None
         timeout = options.get("timeout")
         self._timeout = float(timeout) if timeout else DEFAULT_TIMEOUT_S
         self._url = file_path
@@ -198,7 +212,7 @@ class Reader(FSSpecSource):
         for attempt in range(1, self._attempts + 1):
             try:
                 return await (asyncio.wait_for(make(), self._timeout) if bounded else make())
-            except FileNotFoundError:
+            except (FileNotFoundError, FileChangedError):
                 raise
             except Exception as err:
                 if not should_retry(err, attempt) or attempt >= self._attempts:
@@ -231,12 +245,20 @@ class Reader(FSSpecSource):
         )
         headers = dict(options.pop("headers", None) or {})
         headers["Range"] = f"bytes={start}-{stop - 1}"
+        if self._pinned is not None:
+            headers.update(self._pinned.conditions())
         url = self._fs.encode_url(self._file_path)
         response = await session.get(url, headers=headers, **options)
         try:
             if response.status == 404:
                 raise FileNotFoundError(self._url)
+            if self._pinned is not None:
+                changed = self._pinned.change_in(response.status, response.headers)
+                if changed:
+                    raise file_changed(self._url, changed)
             response.raise_for_status()
+            if self._pinned is None:  # the first answer names the version read from now on
+                self._pinned = RemoteFile.answered(self._url, response.status, response.headers)
             whole = response.status == 200  # the server ignored the range
             if whole:
                 _warn_whole_file(self._url)
@@ -308,7 +330,15 @@ class Reader(FSSpecSource):
         return self._info
 
     @property
+    def version(self) -> str | None:
+        """The version of the file this source reads (``RemoteFile.version``): the one
+        it was given, else the one its first answer named."""
+        return self._pinned.version if self._pinned is not None else None
+
+    @property
     def num_bytes(self) -> int:
+        if self._pinned is not None and self._pinned.size is not None:
+            return self._pinned.size  # the version read (its ranges are checked against it)
         size = self.info.get("size")
         if size is None:
             raise RemoteAccessError(self._url, "the server gives no Content-Length")

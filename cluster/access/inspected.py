@@ -4,7 +4,11 @@ What an inspection learns (entries, basket boundaries, the branches' form, the s
 mark, the recorded tree header) does not change while the file does not, so it is kept
 here, one small JSON file per URL, with what identified the file then: its size, ETag
 and Last-Modified from the HEAD every run makes anyway (``cluster.access.remote``). A
-file whose answer differs, or whose server gives neither header, is inspected again.
+file whose answer differs, or whose server gives neither header, is inspected again; so
+is one whose entry was changed on disk (each entry carries the SHA-256 of what it
+keeps) or whose ROOT size is not the server's. The readers check that the file they
+open is the one an entry describes (``analysis.inputs.reader.check_version``); an entry
+they find wrong is forgotten (``forget``), and the next run inspects the file again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ from .remote import RemoteFile
 log = logging.getLogger(__name__)
 
 #: Bumped when what an inspection records changes: older entries are then ignored.
-FORMAT = 3
+FORMAT = 4
+
+
+def _digest(info: dict) -> str:
+    """The SHA-256 of an entry's ``info`` as written (canonical JSON)."""
+    return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()
 
 
 class InspectionCache:
@@ -50,9 +59,17 @@ class InspectionCache:
                 entry = json.loads(self._path(url).read_text())
             except (OSError, ValueError):
                 continue
+            if not isinstance(entry, dict) or not isinstance(entry.get("info"), dict):
+                continue
             if entry.get("format") != FORMAT or entry.get("url") != url:
                 continue
             if entry.get("identity") != identity:
+                continue
+            if entry.get("sha256") != _digest(entry.get("info")) or (
+                entry["info"].get("size") != remote.size
+            ):  # changed on disk, or not this file: inspected again
+                log.warning("the kept inspection of %s does not hold: inspected again", url)
+                self.forget(url)
                 continue
             fields = dict(entry["info"])
             fields["boundaries"] = tuple(fields.get("boundaries", ()))
@@ -63,6 +80,10 @@ class InspectionCache:
             except (TypeError, binascii.Error):  # written by another version of FileInfo
                 continue
         return found
+
+    def forget(self, url: str) -> None:
+        """Drop the kept inspection of ``url`` (the next run inspects the file again)."""
+        self._path(url).unlink(missing_ok=True)
 
     def keep(self, infos: Iterable[FileInfo], files: Mapping[str, RemoteFile]) -> int:
         """Keep the usable ``infos`` of identified remote files; how many were written."""
@@ -79,6 +100,7 @@ class InspectionCache:
             }
             if info.header is not None:
                 entry["info"]["header"] = base64.b64encode(info.header).decode("ascii")
+            entry["sha256"] = _digest(entry["info"])
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 path = self._path(info.location)

@@ -31,7 +31,10 @@ class SourceReader(uproot.source.chunk.Source):
     """Given to ``uproot.open`` as ``handler``: each path is read by ``reader_class``'s."""
 
     def __new__(cls, file_path: str, **options: Any) -> uproot.source.chunk.Source:
-        return reader_class(file_path)(file_path, **options)
+        reader = reader_class(file_path)
+        if reader is FSSpecSource:  # a version is pinned by the source's own Reader only
+            options.pop("validator", None)
+        return reader(file_path, **options)
 
 
 def uproot_open_options(timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
@@ -38,12 +38,88 @@ class RemoteFile:
     last_modified: str | None = None
 
     @property
-    def identity(self) -> str | None:
-        """Size, ETag and Last-Modified in one string; None when the server gives
-        neither header (then nothing tells a changed file from the one seen before)."""
-        if self.size is None or not (self.etag or self.last_modified):
+    def version(self) -> str | None:
+        """Size, ETag and Last-Modified in one string (None for an absent file): the
+        version of the file a reader is pinned to (``FileInfo.validator``)."""
+        if self.size is None:
             return None
         return json.dumps([self.size, self.etag, self.last_modified])
+
+    @property
+    def identity(self) -> str | None:
+        """``version`` when the server names one beyond the size; None when it gives
+        neither ETag nor Last-Modified (then nothing tells a changed file of the same
+        size from the one seen before, and no inspection is kept for it)."""
+        return self.version if self.etag or self.last_modified else None
+
+    @classmethod
+    def from_version(cls, url: str, version: str) -> RemoteFile:
+        """The file ``version`` describes (ValueError if it is not one)."""
+        size, etag, last_modified = json.loads(version)
+        return cls(url, int(size), etag, last_modified)
+
+    @classmethod
+    def answered(cls, url: str, status: int, headers: Mapping[str, str]) -> RemoteFile | None:
+        """The version an answer to a read names (its total size, ETag, Last-Modified);
+        None if it does not even give the size."""
+        found = cls(
+            url, _total_size(status, headers), headers.get("ETag"), headers.get("Last-Modified")
+        )
+        return found if found.size is not None else None
+
+    def conditions(self) -> dict[str, str]:
+        """Request headers that make the server refuse (HTTP 412) to answer from another
+        version of the file: If-Match with a strong ETag (a weak one never matches), else
+        If-Unmodified-Since."""
+        if self.etag and not self.etag.startswith("W/"):
+            return {"If-Match": self.etag}
+        if self.last_modified:
+            return {"If-Unmodified-Since": self.last_modified}
+        return {}
+
+    def if_range(self) -> dict[str, str]:
+        """The If-Range header of a resumed download: the rest of this version, or the
+        whole file (HTTP 200) if it is another version now."""
+        strong = self.etag if self.etag and not self.etag.startswith("W/") else None
+        value = strong or self.last_modified
+        return {"If-Range": value} if value else {}
+
+    def change_in(self, status: int, headers: Mapping[str, str]) -> str | None:
+        """How an answer to a read of this file shows another version, in words; None if
+        nothing does: a 412 to ``conditions``, the file's total size (Content-Range, or
+        the length of a whole-file answer), its ETag, else its Last-Modified. A server
+        that honours no condition and sends none of these headers can change a file of
+        the same size unseen (docs/faults.md)."""
+        if status == 412:
+            return "HTTP 412: the version inspected is gone"
+        total = _total_size(status, headers)
+        if total is not None and self.size is not None and total != self.size:
+            return f"{total} bytes, inspected at {self.size}"
+        etag = headers.get("ETag")
+        if etag and self.etag:
+            if _opaque(etag) != _opaque(self.etag):
+                return f"ETag {etag}, inspected as {self.etag}"
+            return None
+        modified = headers.get("Last-Modified")
+        if modified and self.last_modified and modified != self.last_modified:
+            return f"Last-Modified {modified}, inspected as {self.last_modified}"
+        return None
+
+
+def _opaque(etag: str) -> str:
+    """An ETag without its weakness mark: the weak comparison of RFC 9110."""
+    return etag[2:] if etag.startswith("W/") else etag
+
+
+def _total_size(status: int, headers: Mapping[str, str]) -> int | None:
+    """The file's size an answer states: a 206's Content-Range total, a 200's length."""
+    if status == 206:
+        total = headers.get("Content-Range", "").rpartition("/")[2].strip()
+        return int(total) if total.isdigit() else None
+    if status == 200:
+        length = headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else None
+    return None
 
 
 def access(source: Source) -> ModuleType:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
-from analysis.errors import RunFailure
+from analysis.errors import HZZError, RunFailure
 from cluster.defaults import IN_PROCESS_MAX_BYTES
 
 if TYPE_CHECKING:
@@ -69,5 +69,7 @@ class ThreadedCompute:
                 # The function, not its name: Dask would import distributed (0.3 s) to
                 # look for a client first.
                 return list(dask.compute(*collections, scheduler=threaded_get, pool=pool))
+        except HZZError:  # raised on purpose by the analysis: it names what failed
+            raise
         except Exception as err:
             raise RunFailure(f"computing the analysis failed: {type(err).__name__}: {err}") from err

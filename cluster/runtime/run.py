@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import analysis
 from analysis.errors import (
     MEMORY_LEVERS,
+    FileChangedError,
     HZZError,
     InputError,
     MissingFileError,
@@ -43,10 +44,8 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from analysis.inputs.catalogue import Release
-    from analysis.inputs.files import FileInfo
     from analysis.results.document import HistogramDocument
     from analysis.results.fit import FitError, FitResult
-    from cluster.access.remote import RemoteFile
 
 log = logging.getLogger(__name__)
 
@@ -428,10 +427,17 @@ def run_analysis(
     graph = analysis.build(inspection, options.step_size, compute.readers)
     began = time.monotonic()
     compute.label = "reading the events and filling the histograms"
-    if options.checkpoint is None and options.on_partial is None:
-        computed = compute_graph(graph, compute)
-    else:
-        computed = _compute_by_partition(graph, compute, options)
+    try:
+        if options.checkpoint is None and options.on_partial is None:
+            computed = compute_graph(graph, compute)
+        else:
+            computed = _compute_by_partition(graph, compute, options)
+    except FileChangedError as err:  # the next run inspects that file afresh
+        if options.inspection_cache and err.location:
+            from cluster.access.inspected import InspectionCache
+
+            InspectionCache(options.inspection_cache).forget(err.location)
+        raise
     log.info("computed in %.2f s", time.monotonic() - began)
     return analysis.collect(graph, computed, options.skip_bad_files)
 
@@ -502,12 +508,9 @@ def inspect_inputs(
         compute=compute,
         known=known,
         readers=compute.readers,
+        # Each remote file inspected and read as the version its HEAD named, none other.
+        validators={url: r.version for url, r in remote.items() if r.version is not None},
     )
-    if remote:  # what identified each remote file when it was inspected: its checkpoints' key
-        inspection.files = {
-            name: [_with_validator(f, remote.get(f.location)) for f in files]
-            for name, files in inspection.files.items()
-        }
     if kept is not None:
         fresh = [f for files in inspection.files.values() for f in files if f.location not in known]
         kept.keep(fresh, remote)
@@ -519,13 +522,6 @@ def inspect_inputs(
         time.monotonic() - began,
     )
     return inspection, compute
-
-
-def _with_validator(info: FileInfo, checked: RemoteFile | None) -> FileInfo:
-    """``info`` with the validator its server gave before it was inspected."""
-    if checked is None or checked.identity is None or info.validator is not None:
-        return info
-    return replace(info, validator=checked.identity)
 
 
 def write_outputs(
