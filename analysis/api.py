@@ -18,7 +18,7 @@ from typing import Any
 import dask
 
 from analysis.errors import SampleFileError
-from analysis.graph import AnalysisGraph, graph_from_files
+from analysis.graph import AnalysisGraph, graph_from_files, optimising
 from analysis.inputs.catalogue import Release, load_release
 from analysis.inputs.files import FileInfo, as_sample, inspect_files
 from analysis.inputs.locations import Inspection, locate_samples, resolve_locations, sort_inspected
@@ -227,5 +227,6 @@ def compute_graph(graph: AnalysisGraph, compute: Compute | None = None) -> list[
     One list, one compute: Dask optimises the whole graph together and every file is
     read once.
     """
-    computed = (compute or dask_compute)([sample.summaries for sample in graph.samples])
+    with optimising():
+        computed = (compute or dask_compute)([sample.summaries for sample in graph.samples])
     return [(summaries,) for summaries in computed]

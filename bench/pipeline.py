@@ -3,7 +3,7 @@
 Phases are timed apart: cluster start-up, file inspection (entries and marks, read
 from each file's header in this process), graph building
 (``analysis.graph.sample_graph`` over all files of the sample), client-side
-optimisation (``dask.optimize``: column projection, fusion) and the compute
+optimisation (``dask.optimize``: fusion of each read with its summary) and the compute
 (``Client.compute`` of the optimised graph until the results are back).
 """
 
@@ -17,7 +17,7 @@ import dask
 import dask_awkward as dak
 from distributed import Client
 
-from analysis.graph import SampleGraph, sample_graph
+from analysis.graph import SampleGraph, optimising, sample_graph
 from analysis.inputs.catalogue import Release, load_release
 from analysis.inputs.files import FileInfo, inspect_file
 from analysis.inputs.partitions import partition_steps
@@ -107,7 +107,7 @@ def measure_pipeline(
         graph_args = (files.sample, infos, release, step_size, None, workers)
         with watch.lap("graph_build_s"):
             graph = sample_graph(*graph_args)
-        with watch.lap("optimise_s"):
+        with watch.lap("optimise_s"), optimising():
             optimised = dask.optimize(*to_compute(graph))
         compute_s: list[float] = []
         worker_cpu_s: list[float] = []  # all workers together, per compute
@@ -115,7 +115,8 @@ def measure_pipeline(
         results: tuple[Any, ...] = ()
         for n in range(computes):
             if n:  # a new graph, as a new run builds: nothing the workers kept is reused
-                optimised = dask.optimize(*to_compute(sample_graph(*graph_args)))
+                with optimising():
+                    optimised = dask.optimize(*to_compute(sample_graph(*graph_args)))
             workers_before = client.run(_cpu_seconds)
             here_before = _cpu_seconds()
             with watch.lap("compute"):
@@ -164,7 +165,7 @@ def measure_graph_build(files: FileSet, step_size: int) -> dict[str, Any]:
         infos = inspect_files(files, release)
     with watch.lap("graph_build_s"):
         graph = sample_graph(files.sample, infos, release, step_size)
-    with watch.lap("optimise_s"):
+    with watch.lap("optimise_s"), optimising():
         optimised = dask.optimize(*to_compute(graph))
     tasks = len(dask.base.collections_to_dsk(optimised, optimize_graph=False))
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import dask_awkward as dak
 import pytest
 
@@ -33,6 +34,26 @@ def test_only_the_spec_branches_are_read(mirror: Path) -> None:
         (read,) = columns.values()
         expected = LEPTON_BRANCHES if sample_graph.sample.is_data else SPEC_BRANCHES
         assert set(read) == expected, sample_graph.sample.name
+
+
+def test_the_readers_read_just_what_column_projection_would_keep(mirror: Path) -> None:
+    """Runs compute without dask-awkward's column projection (``analysis.graph.
+    OPTIMISATIONS``, to save its typetracer pass on the client): that reads no more and
+    no less only because each reader's own columns are those the projection keeps."""
+    from analysis.graph import optimising
+
+    graph = build(inspect(mirror, samples=["data_A", "Zee"]))
+    for sample_graph in graph.samples:
+        (needed,) = dak.necessary_columns(*sample_graph.outputs()).values()
+        (reader,) = [
+            layer.io_func
+            for layer in sample_graph.summaries.dask.layers.values()
+            if hasattr(layer, "io_func")
+        ]
+        assert sorted(reader.columns) == sorted(needed), sample_graph.sample.name
+        with optimising():
+            (optimised,) = dask.optimize(sample_graph.summaries)
+        assert len(optimised.dask.layers) == 1  # each read still fused with its summary
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,14 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from analysis.graph import AnalysisGraph, ComputedGraph, ComputedSample, Partition, SampleGraph
+from analysis.graph import (
+    AnalysisGraph,
+    ComputedGraph,
+    ComputedSample,
+    Partition,
+    SampleGraph,
+    optimising,
+)
 from analysis.inputs.catalogue import Release
 from analysis.physics.summary import row_length, rows_total, summary_meta, summary_record
 from analysis.results.accounting import assemble_document, leave_out, read_failures
@@ -160,6 +167,20 @@ def compute_by_partition(
     kept: the file is read again next time). ``on_partial`` gets the result so far at
     the first partition computed and then at most every ``partial_interval_s`` seconds;
     ``run`` names the run in those partial documents."""
+    with optimising():  # as ``compute_graph``: per-partition collections included
+        return _compute_by_partition(
+            graph, compute_each, checkpoint, on_partial, partial_interval_s, run
+        )
+
+
+def _compute_by_partition(
+    graph: AnalysisGraph,
+    compute_each: ComputeEach,
+    checkpoint: CheckpointStore | None,
+    on_partial: OnPartial | None,
+    partial_interval_s: float,
+    run: str | None,
+) -> tuple[list[tuple[Any]], Reused]:
     records = _Records(graph)
     release = graph.release
     length = row_length(release)
