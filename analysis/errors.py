@@ -13,6 +13,7 @@ file, URL or option). Two families tell a caller what to do about it:
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 
 
 class HZZError(Exception):
@@ -101,14 +102,7 @@ def run_failure_in(error: BaseException, where: str) -> RunFailure | None:
     exhausted = resource_exhausted(error, where)
     if exhausted is not None:
         return exhausted
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, FileChangedError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
+    return next((e for e in _chain(error) if isinstance(e, FileChangedError)), None)
 
 
 class EventsLostError(RunFailure):
@@ -141,10 +135,7 @@ def resource_fault(error: BaseException) -> str | None:
     """What ran out, if ``error`` (or an error it was raised from) is the machine's
     fault rather than the file's: a MemoryError, or an OSError of ``_RESOURCE_ERRNOS``.
     None for anything else (a bad file, a bad server)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _chain(error):
         if isinstance(current, MemoryError):
             return "memory"
         if isinstance(current, OSError) and current.errno in _RESOURCE_ERRNOS:
@@ -153,8 +144,17 @@ def resource_fault(error: BaseException) -> str | None:
             return "memory"  # fsspec hands uproot a failed read's exception as its bytes
         if isinstance(current, RuntimeError) and str(current) == "can't start new thread":
             return "memory (for a new thread)"  # CPython's words when pthread_create fails
-        current = current.__cause__ or current.__context__
     return None
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and each error it was raised from or while handling, once each."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def resource_exhausted(error: BaseException, where: str) -> ResourceExhausted | None:

@@ -20,6 +20,7 @@ from distributed import Client
 from analysis.errors import FileChangedError
 from analysis.inputs.catalogue import load_release
 from analysis.inputs.files import MARK_KEY
+from analysis.results.document import HistogramDocument
 from analysis.standins.events import generate_sample
 from analysis.standins.samples import STANDINS
 from analysis.standins.writer import TREE, rng_for
@@ -192,6 +193,16 @@ def test_the_second_version_is_read_whole_by_the_next_run(
     assert again.samples != first.samples
 
 
+def run_and_keep(
+    client: Client, server: RangeFileServer, kept: Path
+) -> tuple[HistogramDocument, Path, dict]:
+    """A run whose inspection is kept in ``kept``: its document, the one entry kept, and
+    that entry's JSON (to be edited)."""
+    document = run_analysis(client, load_release("2020"), options(server, kept)).document
+    (entry,) = kept.glob("*.json")
+    return document, entry, json.loads(entry.read_text())
+
+
 def test_a_kept_inspection_edited_on_disk_is_inspected_again(
     client: Client, versions: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -200,9 +211,7 @@ def test_a_kept_inspection_edited_on_disk_is_inspected_again(
     served, _ = versions
     kept = tmp_path / "kept"
     with serve_files(served.parents[1]) as server:
-        first = run_analysis(client, load_release("2020"), options(server, kept)).document
-        (entry,) = kept.glob("*.json")
-        text = json.loads(entry.read_text())
+        first, entry, text = run_and_keep(client, server, kept)
         text["info"]["entries"] = EVENTS - BASKET
         text["info"]["boundaries"] = text["info"]["boundaries"][:-1]
         entry.write_text(json.dumps(text))
@@ -226,9 +235,7 @@ def test_a_kept_header_that_no_longer_parses_is_read_from_the_server(
     served, _ = versions
     kept = tmp_path / "kept"
     with serve_files(served.parents[1]) as server:
-        first = run_analysis(client, load_release("2020"), options(server, kept)).document
-        (entry,) = kept.glob("*.json")
-        text = json.loads(entry.read_text())
+        first, entry, text = run_and_keep(client, server, kept)
         ranges = decode(base64.b64decode(text["info"]["header"]))
         start, data = max(ranges, key=lambda r: len(r[1]))  # the tree's metadata
         damaged = data[:16] + b"\xff" * (len(data) - 16)  # its key and length kept

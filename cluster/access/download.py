@@ -25,7 +25,7 @@ from analysis.inputs.locations import join
 from analysis.inputs.sources import described, source_for
 from cluster.defaults import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
-from .remote import access
+from .remote import access, version_stamp
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def fetch(
         with part.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(part, dest)
-        part.with_name(part.name + ".version").unlink(missing_ok=True)
+        version_stamp(part).unlink(missing_ok=True)
     return Fetched(url, dest, size, transferred)
 
 
@@ -122,7 +122,7 @@ def _verify(url: str, part: Path, size: int, sha256: str | None) -> None:
         actual = sha256_of(part)
         if actual != sha256:
             part.unlink()
-            part.with_name(part.name + ".version").unlink(missing_ok=True)
+            version_stamp(part).unlink(missing_ok=True)
             raise IntegrityError(
                 url, f"SHA-256 {actual} differs from the catalogue's {sha256}; not kept"
             )

@@ -35,7 +35,7 @@ from analysis.errors import FileChangedError, RemoteAccessError, file_changed
 from cluster.defaults import DEFAULT_TIMEOUT_S
 
 from .progress import Progress, Stalled
-from .remote import RemoteFile
+from .remote import RemoteFile, version_stamp
 from .retry import RETRY_ATTEMPTS, TRANSIENT_STATUS, backoff_s, reason, should_retry
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def get(url: str, part: Path, remote: RemoteFile, timeout: float, show_progress:
     on that version (``PART.version`` says which): never two versions in one copy.
     """
     size = remote.size or 0
-    stamp = part.with_name(part.name + ".version")
+    stamp = version_stamp(part)
     offset = part.stat().st_size if part.exists() else 0
     begun = stamp.read_text() if stamp.exists() else None
     if offset > size or (offset and begun != remote.version):  # a .part of another version

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from analysis.inputs.catalogue import Sample
@@ -67,12 +68,17 @@ class RemoteFile:
         )
         return found if found.size is not None else None
 
+    @property
+    def strong_etag(self) -> str | None:
+        """The ETag, if a strong one: a weak one (``W/…``) never matches a condition."""
+        return self.etag if self.etag and not self.etag.startswith("W/") else None
+
     def conditions(self) -> dict[str, str]:
         """Request headers that make the server refuse (HTTP 412) to answer from another
         version of the file: If-Match with a strong ETag (a weak one never matches), else
         If-Unmodified-Since."""
-        if self.etag and not self.etag.startswith("W/"):
-            return {"If-Match": self.etag}
+        if self.strong_etag:
+            return {"If-Match": self.strong_etag}
         if self.last_modified:
             return {"If-Unmodified-Since": self.last_modified}
         return {}
@@ -80,8 +86,7 @@ class RemoteFile:
     def if_range(self) -> dict[str, str]:
         """The If-Range header of a resumed download: the rest of this version, or the
         whole file (HTTP 200) if it is another version now."""
-        strong = self.etag if self.etag and not self.etag.startswith("W/") else None
-        value = strong or self.last_modified
+        value = self.strong_etag or self.last_modified
         return {"If-Range": value} if value else {}
 
     def change_in(self, status: int, headers: Mapping[str, str]) -> str | None:
@@ -120,6 +125,12 @@ def _total_size(status: int, headers: Mapping[str, str]) -> int | None:
         length = headers.get("Content-Length", "")
         return int(length) if length.isdigit() else None
     return None
+
+
+def version_stamp(part: Path) -> Path:
+    """Beside a partial copy ``NAME.part``, the file naming the version it was begun on:
+    it is resumed on that version only."""
+    return part.with_name(part.name + ".version")
 
 
 def access(source: Source) -> ModuleType:
